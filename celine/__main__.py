@@ -1,0 +1,5 @@
+import sys
+
+from celine.cli import main
+
+sys.exit(main())

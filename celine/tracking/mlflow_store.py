@@ -1,0 +1,81 @@
+"""MLflow through an explicit client and run id (no fluent global state, so sequential sweep jobs
+in one process never collide on an "active run")."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import celine.tracking.base  # noqa: F401  (sets the telemetry switches before mlflow loads)
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+_PARENT_TAG = "mlflow.parentRunId"
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = f"{artifact_root.rstrip('/')}/{name.replace('/', '_')}"
+    if "://" not in location:
+        location = Path(location).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # another job of the same sweep created it first
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+class MlflowTracker:
+    def __init__(self, uri: str, artifact_root: str) -> None:
+        self.client = MlflowClient(tracking_uri=uri)
+        self.uri, self.artifact_root = uri, artifact_root
+        self.run_id: str | None = None
+
+    def start(self, experiment: str, run_name: str, tags: dict[str, str], parent_run_id=None):
+        exp_id = experiment_id(self.client, experiment, self.artifact_root)
+        tags = dict(tags)
+        if parent_run_id:
+            tags[_PARENT_TAG] = parent_run_id
+        run = self.client.create_run(exp_id, run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def log_params(self, params: dict[str, str]) -> None:
+        # MLflow caps a param value at 6000 characters; the full config is an artifact anyway.
+        items = [Param(k, v[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        elif path.is_file():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def runs_frame(uri: str, experiment: str):
+    """All runs of one experiment as a pandas DataFrame (params., metrics., tags. columns)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[experiment], output_format="pandas")

@@ -1,0 +1,1 @@
+"""Triton kernels, installed as `celine.kernels`, each beside a plain PyTorch reference."""

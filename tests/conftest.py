@@ -1,0 +1,81 @@
+"""Shared fixtures: an MLflow store migrated once per session, a config folder with the test
+room, environment isolation, and the gpu / triton / slow skips."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))  # the test room `toy_room`
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    markexpr = config.getoption("-m") or ""
+    run_slow = config.getoption("--run-slow") or "slow" in markexpr
+    cuda = _cuda_available()
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow or -m slow"))
+        if "gpu" in item.keywords and not cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        if "triton" in item.keywords and not (cuda or interpret):
+            item.add_marker(pytest.mark.skip(reason="needs a GPU or TRITON_INTERPRET=1"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """A migrated SQLite store: creating one costs ~7 s of migrations, copying it ~0.05 s."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def outputs(tmp_path, mlflow_template, monkeypatch) -> Path:
+    """A fresh outputs folder holding a copy of the migrated store; CELINE_OUTPUTS points at it."""
+    out = tmp_path / "outputs"
+    out.mkdir()
+    shutil.copy(mlflow_template, out / "mlflow.db")
+    monkeypatch.setenv("CELINE_OUTPUTS", str(out))
+    return out
+
+
+@pytest.fixture
+def toy_conf(tmp_path, monkeypatch) -> Path:
+    """A copy of conf/ plus the test room's presets; CELINE_CONFIG_DIR points at it."""
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    shutil.copytree(FIXTURES / "toy_conf", conf, dirs_exist_ok=True)
+    monkeypatch.setenv("CELINE_CONFIG_DIR", str(conf))
+    monkeypatch.setenv("CELINE_PLUGINS", "toy_room")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    import toy_room  # noqa: F401  (registers the toy task in this process)
+
+    return conf
