@@ -11,14 +11,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from celine import paths
+from celine import configs, paths  # noqa: F401  (configs registers ${celine_outputs:})
 from celine.errors import CelineError
 
 log = logging.getLogger("celine")
-
-OmegaConf.register_new_resolver("celine_outputs", lambda: str(paths.outputs_dir()), replace=True)
 
 
 def job_info(cfg: DictConfig):

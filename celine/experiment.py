@@ -20,10 +20,11 @@ from celine import gitinfo, hardware, paths, registry, validation
 from celine.api import Result, RunContext
 from celine.errors import RunError
 from celine.tracking import flatten, open_tracker
+from celine.tracking.callbacks import PARENT_RUN_FILE
 
 log = logging.getLogger(__name__)
 
-from celine.tracking.callbacks import PARENT_RUN_FILE  # noqa: E402
+
 _PARAM_GROUPS = ("task", "method", "model", "hardware", "seed")
 
 

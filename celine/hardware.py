@@ -19,13 +19,22 @@ def resolve(cfg: HardwareConfig) -> Hardware:
         device = "cuda" if has_cuda else "cpu"
     if device.startswith("cuda") and not has_cuda:
         raise ConfigError(
-            "hardware.device", cfg.device, "no CUDA device is visible here", "use hardware=cpu or auto"
+            "hardware.device",
+            cfg.device,
+            "no CUDA device is visible here",
+            "use hardware=cpu or auto",
         )
     dtype = cfg.dtype
     if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+        dtype = (
+            "bfloat16"
+            if device.startswith("cuda") and torch.cuda.is_bf16_supported()
+            else "float32"
+        )
     if device == "cpu" and dtype == "float16":
-        raise ConfigError("hardware.dtype", dtype, "float16 is for GPUs; on the CPU use float32 or bfloat16")
+        raise ConfigError(
+            "hardware.dtype", dtype, "float16 is for GPUs; on the CPU use float32 or bfloat16"
+        )
     return Hardware(cfg.name, device, dtype, cfg.threads, cfg.deterministic)
 
 

@@ -42,7 +42,9 @@ class TinyLlamaConfig:
         one_of("model.corpus", self.corpus, CORPORA)
         if self.corpus in LOCAL_CORPORA:
             if self.data_root is None:
-                raise ConfigError("model.data_root", None, f"corpus {self.corpus} reads a local path")
+                raise ConfigError(
+                    "model.data_root", None, f"corpus {self.corpus} reads a local path"
+                )
             existing_path("model.data_root", self.data_root)
         for key in ("steps", "batch_size", "seq_len", "vocab_size"):
             value = getattr(self, key)
@@ -62,7 +64,9 @@ class HFModelConfig:
         folder = existing_path("model.path", self.path, kind="dir")
         if folder is not None and not (folder / "config.json").is_file():
             raise ConfigError(
-                "model.path", self.path, "expected a Hugging Face checkpoint folder with config.json"
+                "model.path",
+                self.path,
+                "expected a Hugging Face checkpoint folder with config.json",
             )
 
 

@@ -50,6 +50,7 @@ class MethodSpec:
     config: str
     description: str = ""
     requires: frozenset[str] = field(default_factory=frozenset)
+    models: tuple[str, ...] | None = None  # None: any model
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,16 @@ def register_task(
 
 
 def register_method(
-    name: str, *, impl: str, config: str, description: str = "", requires: tuple[str, ...] = ()
+    name: str,
+    *,
+    impl: str,
+    config: str,
+    description: str = "",
+    requires: tuple[str, ...] = (),
+    models: list[str] | tuple[str, ...] | None = None,
 ) -> None:
-    _put(METHODS, MethodSpec(name, impl, config, description, frozenset(requires)))
+    models = tuple(models) if models is not None else None
+    _put(METHODS, MethodSpec(name, impl, config, description, frozenset(requires), models))
 
 
 def register_model(name: str, *, impl: str, config: str, description: str = "") -> None:

@@ -30,7 +30,9 @@ def existing_path(key: str, value: str | None, kind: str = "any") -> Path | None
         return None
     path = Path(value).expanduser()
     if kind == "dir" and not path.is_dir():
-        raise ConfigError(key, value, "expected an existing local directory", "nothing is downloaded")
+        raise ConfigError(
+            key, value, "expected an existing local directory", "nothing is downloaded"
+        )
     if kind == "file" and not path.is_file():
         raise ConfigError(key, value, "expected an existing local file", "nothing is downloaded")
     if kind == "any" and not path.exists():

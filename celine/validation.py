@@ -81,6 +81,12 @@ def plan(cfg: DictConfig) -> Plan:
     method = registry.METHODS[method_name]
     model_name = _choice(cfg, "model", registry.MODELS, "model")
     model = registry.MODELS[model_name]
+    if method.models is not None and model_name not in method.models:
+        raise ConfigError(
+            "model",
+            model_name,
+            f"method '{method_name}' works with the models " + ", ".join(method.models),
+        )
 
     return Plan(
         task=task,
@@ -90,7 +96,9 @@ def plan(cfg: DictConfig) -> Plan:
         method_cfg=typed(
             "method", cfg.method, registry.resolve(method.config), f"method '{method_name}'"
         ),
-        model_cfg=typed("model", cfg.model, registry.resolve(model.config), f"model '{model_name}'"),
+        model_cfg=typed(
+            "model", cfg.model, registry.resolve(model.config), f"model '{model_name}'"
+        ),
         hardware=typed("hardware", cfg.hardware, HardwareConfig, "hardware"),
         tracking=typed("tracking", cfg.tracking, TrackingConfig, "tracking"),
         seed=_seed(cfg),

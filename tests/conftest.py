@@ -75,7 +75,9 @@ def toy_conf(tmp_path, monkeypatch) -> Path:
     shutil.copytree(FIXTURES / "toy_conf", conf, dirs_exist_ok=True)
     monkeypatch.setenv("CELINE_CONFIG_DIR", str(conf))
     monkeypatch.setenv("CELINE_PLUGINS", "toy_room")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")])
+    )
     import toy_room  # noqa: F401  (registers the toy task in this process)
 
     return conf

@@ -58,9 +58,18 @@ def plot(table, metric_names: list[str], path: Path, title: str) -> None:
     shown = [m for m in metric_names if m in table and table[m].notna().any()][:4]
     if not shown:
         return
-    labels = (table["method"].astype(str) + "\n" + table["model"].astype(str)
-              + "\nseed " + table["seed"].astype(str) + "\n" + table["run_id"])
-    fig, axes = plt.subplots(1, len(shown), figsize=(max(4.0, 1.2 * len(table)) * len(shown) / 1.5, 4))
+    labels = (
+        table["method"].astype(str)
+        + "\n"
+        + table["model"].astype(str)
+        + "\nseed "
+        + table["seed"].astype(str)
+        + "\n"
+        + table["run_id"]
+    )
+    fig, axes = plt.subplots(
+        1, len(shown), figsize=(max(4.0, 1.2 * len(table)) * len(shown) / 1.5, 4)
+    )
     for ax, metric in zip(list(axes) if len(shown) > 1 else [axes], shown, strict=True):
         ax.bar(range(len(table)), table[metric].astype(float))
         ax.set_xticks(range(len(table)), labels, fontsize=7)
@@ -81,8 +90,11 @@ def main(args: list[str]) -> int:
     key, _, task = ns.selector.partition("=")
     registry.discover()
     if key != "task" or task not in registry.TASKS:
-        print(f"celine compare: task={task or '?'} is not a task; choose from "
-              + ", ".join(sorted(registry.TASKS)), file=sys.stderr)
+        print(
+            f"celine compare: task={task or '?'} is not a task; choose from "
+            + ", ".join(sorted(registry.TASKS)),
+            file=sys.stderr,
+        )
         return 2
     spec = registry.TASKS[task]
     metric_names = [m.name for m in spec.metrics]
@@ -102,8 +114,10 @@ def main(args: list[str]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     csv_path, png_path = out / f"{task}-{stamp}.csv", out / f"{task}-{stamp}.png"
     table.to_csv(csv_path, index=False)
-    goals = ", ".join(f"{m.name} ({'↑' if m.goal == 'max' else '↓' if m.goal == 'min' else '·'})"
-                      for m in spec.metrics)
+    goals = ", ".join(
+        f"{m.name} ({'↑' if m.goal == 'max' else '↓' if m.goal == 'min' else '·'})"
+        for m in spec.metrics
+    )
     plot(table, metric_names, png_path, f"celine compare task={task}")
     import pandas as pd
 

@@ -11,13 +11,25 @@ from celine import paths
 
 def main(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="celine ui")
-    parser.add_argument("--uri", default=None, help="tracking URI (default: the project's SQLite store)")
+    parser.add_argument(
+        "--uri", default=None, help="tracking URI (default: the project's SQLite store)"
+    )
     parser.add_argument("--port", default="5000")
     parser.add_argument("--host", default="127.0.0.1")
     ns = parser.parse_args(args)
     uri = ns.uri or paths.default_tracking_uri()
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", ns.host, "--port", ns.port]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        ns.host,
+        "--port",
+        ns.port,
+    ]
     print("celine ui:", " ".join(cmd), flush=True)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.execv(sys.executable, cmd)

@@ -28,7 +28,9 @@ def main(args: list[str]) -> int:
     tasks = args or configs.options("task")
     outcome = check_all(tasks)
     for name, error in outcome:
-        print(f"{'ok  ' if error is None else 'FAIL'} task={name}" + (f": {error}" if error else ""))
+        print(
+            f"{'ok  ' if error is None else 'FAIL'} task={name}" + (f": {error}" if error else "")
+        )
     failed = sum(error is not None for _, error in outcome)
     print(f"{len(outcome) - failed} of {len(outcome)} task presets valid")
     return 1 if failed else 0

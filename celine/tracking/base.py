@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-
-# MLflow phones home on import unless told not to; offline that can hang.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from pathlib import Path
+from typing import Any
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from celine import paths
 
@@ -79,7 +79,9 @@ class SweepCallback(Callback):
         rows = []
         for path in sorted(sweep_dir.glob("*/results.json"), key=lambda p: _job_num(p.parent)):
             doc = json.loads(path.read_text())
-            rows.append({"job": path.parent.name, "status": doc.get("status"), **doc.get("metrics", {})})
+            rows.append(
+                {"job": path.parent.name, "status": doc.get("status"), **doc.get("metrics", {})}
+            )
         failed = [r["job"] for r in rows if r["status"] != "FINISHED"]
         LAST_SWEEP.update(jobs=len(rows), failed=failed, sweep_dir=str(sweep_dir))
         if failed:
@@ -98,6 +100,3 @@ class SweepCallback(Callback):
 
 def _job_num(folder: Path) -> int:
     return int(folder.name) if folder.name.isdigit() else 1 << 30
-
-
-__all__ = ["PARENT_RUN_FILE", "SweepCallback", "OmegaConf"]

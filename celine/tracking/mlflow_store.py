@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import celine.tracking.base  # noqa: F401  (sets the telemetry switches before mlflow loads)
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 

@@ -12,7 +12,9 @@ register_task(
     impl=f"{_ROOM}.task:LMPretrainTask",
     config=f"{_ROOM}.config:LMPretrainTaskConfig",
     metrics=[
-        MetricSpec("test/perplexity", goal="min", description="non-overlapping windows, test split"),
+        MetricSpec(
+            "test/perplexity", goal="min", description="non-overlapping windows, test split"
+        ),
         MetricSpec("val/perplexity", goal="min", description="same, validation split"),
         MetricSpec(
             "test/unigram_perplexity",
@@ -34,6 +36,7 @@ register_method(
     impl=f"{_ROOM}.method:Pretrain",
     config=f"{_ROOM}.config:PretrainConfig",
     description="train (or resume, or reuse the cached) tiny Llama, then evaluate",
+    models=["tiny_llama", "tiny_reasoner"],
 )
 register_method(
     "evaluate",

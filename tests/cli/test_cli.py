@@ -105,7 +105,9 @@ def test_sweep_with_a_failing_job_finishes_the_others_and_exits_non_zero(toy_con
     assert parent.info.status == "FAILED"
     assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED"]
     sweep_dir = next((outputs / "multiruns" / "toy").iterdir())
-    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep_dir.glob("*/results.json"))]
+    statuses = [
+        json.loads(p.read_text())["status"] for p in sorted(sweep_dir.glob("*/results.json"))
+    ]
     assert statuses == ["FINISHED", "FAILED"]
 
 

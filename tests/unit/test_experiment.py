@@ -48,7 +48,9 @@ def test_raising_run_is_failed_with_traceback_and_partial_results(toy_conf, outp
 @pytest.mark.parametrize(("mode", "message"), [("nan", "non-finite"), ("missing", "mse")])
 def test_bad_results_fail_the_run(toy_conf, outputs, tmp_path, mode, message):
     with pytest.raises(RunError, match=message):
-        run_in_process(["task=toy", "method=toy_fail", f"method.mode={mode}"], tmp_path / "r", toy_conf)
+        run_in_process(
+            ["task=toy", "method=toy_fail", f"method.mode={mode}"], tmp_path / "r", toy_conf
+        )
     (run,) = runs_of(outputs, "toy")
     assert run.info.status == "FAILED"
 

@@ -9,7 +9,12 @@ from celine.tracking.mlflow_store import MlflowTracker
 
 def test_flatten_dots_nested_keys_and_jsons_lists():
     flat = flatten({"method": {"lr": 0.1, "sizes": [1, 2], "sub": {"a": None}}, "seed": 0})
-    assert flat == {"method.lr": "0.1", "method.sizes": "[1, 2]", "method.sub.a": "None", "seed": "0"}
+    assert flat == {
+        "method.lr": "0.1",
+        "method.sizes": "[1, 2]",
+        "method.sub.a": "None",
+        "seed": "0",
+    }
 
 
 def test_tracker_round_trip_with_many_params_and_nan(outputs, tmp_path):
