@@ -18,3 +18,8 @@ class ConfigError(CelineError, ValueError):
 
 class RunError(CelineError, RuntimeError):
     """A run could not finish for a reason the user can act on."""
+
+
+class Interrupted(CelineError):
+    """Work stopped on request (a signal, a step limit) with its state saved: rerun to resume.
+    The run is recorded KILLED, not FAILED."""

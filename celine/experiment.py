@@ -8,8 +8,11 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from celine import gitinfo, hardware, paths, registry, validation
 from celine.api import Result, RunContext
-from celine.errors import RunError
+from celine.errors import Interrupted, RunError
 from celine.tracking import flatten, open_tracker
 from celine.tracking.callbacks import PARENT_RUN_FILE
 
@@ -100,17 +103,18 @@ class Experiment:
             log=logging.getLogger(f"celine.{p.method.name}"),
             tracker=steps,
             model_name=p.model.name,
-            _model_builder=registry.resolve(p.model.impl),
+            _model_builder=lambda cfg, ctx: registry.resolve(p.model.impl)(cfg, ctx),
         )
         started = time.time()
         try:
-            self._log_config(tracker)
-            ctx.task = registry.resolve(p.task.impl)(p.task_cfg, ctx)
-            result = registry.resolve(p.method.impl)(p.method_cfg).run(ctx)
-            self._check(result)
-            self._record(ctx, result, steps.last_step)
+            with _sigterm_as_interrupt():
+                self._log_config(tracker)
+                ctx.task = registry.resolve(p.task.impl)(p.task_cfg, ctx)
+                result = registry.resolve(p.method.impl)(p.method_cfg).run(ctx)
+                self._check(result)
+                self._record(ctx, result, steps.last_step)
         except BaseException as err:
-            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            status = "KILLED" if isinstance(err, KeyboardInterrupt | Interrupted) else "FAILED"
             self._write_results(ctx, status, ctx.partial, started, run_id, error=err)
             self._finish(tracker, status)
             raise
@@ -225,6 +229,24 @@ class Experiment:
             tracker.log_artifact(self.job.output_dir / "celine.log", "logs")
         finally:
             tracker.end(status)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's stop, `kill`) ends the run like Ctrl-C: recorded KILLED, with its
+    results so far, instead of leaving a run that looks alive forever."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _json_number(value: float) -> float | str:

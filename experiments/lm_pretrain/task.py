@@ -31,19 +31,13 @@ class LMPretrainTask:
 
     def data(self, tokenizer) -> tuple:
         """(splits, token streams per split) of the corpus under `tokenizer`, computed once."""
-        from celine.llm.corpora import load_corpus
-        from celine.llm.tokenizer import encode_documents
-        from celine.llm.train import token_stream
+        from celine.llm.streams import encoded_splits
 
         name, root, seed = self.corpus()
         key = (name, root, seed, id(tokenizer))
         if key not in self._cache:
-            splits = load_corpus(name, root, seed=seed)
-            streams = {
-                split: token_stream(encode_documents(tokenizer, getattr(splits, split)))
-                for split in ("train", "validation", "test")
-            }
-            self._cache[key] = (splits, streams)
+            cache = self.ctx.outputs_dir / "cache" / "tokens"
+            self._cache[key] = encoded_splits(name, root, seed, tokenizer, cache_dir=cache)
         return self._cache[key]
 
     def unigram(self, tokenizer, smoothing: float = 1.0) -> dict[str, float]:

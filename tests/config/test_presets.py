@@ -45,3 +45,11 @@ def test_model_presets_validate_where_they_need_no_local_path():
 def test_tracking_uri_is_absolute_by_default(outputs):
     cfg = compose(["task=lm_pretrain"])
     assert cfg.paths.outputs == str(outputs)
+
+
+@pytest.mark.parametrize("experiment", configs.options("experiment"))
+def test_experiment_presets_compose_on_their_own(experiment):
+    cfg = compose([f"experiment={experiment}"])
+    assert not OmegaConf.missing_keys(cfg)
+    p = validation.plan(cfg)
+    assert p.method.name in p.task.methods
