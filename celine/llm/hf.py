@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from celine.errors import ConfigError
+
 
 def _dtype(dtype):
     import torch
@@ -56,9 +58,11 @@ def check_causal_lm_dir(path: str | Path) -> Path:
             f"model.path {str(p)!r}: config.json could not be read as a transformers config ({e})"
         ) from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise ValueError(
-            f"model.path {str(p)!r} holds a {config.model_type!r} model, which is not a causal LM "
-            f"(architectures: {getattr(config, 'architectures', None)})"
+        raise ConfigError(
+            "model.path",
+            str(p),
+            f"expected a causal LM checkpoint; it holds a {config.model_type!r} model "
+            f"(architectures: {getattr(config, 'architectures', None)})",
         )
     return p
 
@@ -68,7 +72,9 @@ def load_local_causal_lm(path: str | Path, device: str = "cpu", dtype="float32")
     `device` with `dtype`; the tokenizer pads on the left and has a pad token (eos if
     the checkpoint defines none), as batched generation needs."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run's own log
     p = check_causal_lm_dir(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)

@@ -140,3 +140,11 @@ def test_reasoning_accuracy_table(tiny):
     assert list(table["steps"]) == [1, 2, 3, "all"]
     assert list(table["n"]) == [2, 2, 2, 6]
     assert ((table["accuracy"] >= 0) & (table["accuracy"] <= 1)).all()
+
+
+def test_model_size_names_match_the_light_schema():
+    """celine.models lists the sizes without importing torch; it must match the presets."""
+    from celine.llm.tiny_llama import PRESETS
+    from celine.models import TINY_LLAMA_SIZES
+
+    assert tuple(PRESETS) == TINY_LLAMA_SIZES

@@ -61,11 +61,3 @@ def test_deterministic_and_saves_for_auto_tokenizer(tmp_path, code_tok):
     )
     assert (loaded.bos_token, loaded.eos_token, loaded.pad_token) == ("<bos>", "<eos>", "<pad>")
     assert loaded.padding_side == "left"
-
-
-def test_model_size_names_match_the_light_schema():
-    """celine.models lists the sizes without importing torch; it must match the presets."""
-    from celine.llm.tiny_llama import PRESETS
-    from celine.models import TINY_LLAMA_SIZES
-
-    assert tuple(PRESETS) == TINY_LLAMA_SIZES
