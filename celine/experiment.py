@@ -28,8 +28,6 @@ from celine.tracking.callbacks import PARENT_RUN_FILE
 log = logging.getLogger(__name__)
 
 
-_PARAM_GROUPS = ("task", "method", "model", "hardware", "seed")
-
 
 @dataclass
 class JobInfo:
@@ -154,7 +152,7 @@ class Experiment:
     def _log_config(self, tracker: Any) -> None:
         resolved = OmegaConf.to_container(self.cfg, resolve=True)
         resolved.pop("hydra", None)
-        tracker.log_params(flatten({k: resolved[k] for k in _PARAM_GROUPS if k in resolved}))
+        tracker.log_params(flatten(resolved))
         config_file = self.job.output_dir / "resolved_config.yaml"
         OmegaConf.save(OmegaConf.create(resolved), config_file)
         tracker.log_artifact(config_file, "config")
