@@ -244,6 +244,12 @@ def train(
         if on_log is not None:
             on_log(step_done, dict(m))
 
+    def save() -> None:
+        """The resumable state at the current step (atomic: a kill mid-write loses nothing)."""
+        save_state(
+            state_path, model, optimizer, scheduler, step, elapsed_before + time.time() - start
+        )
+
     bar = tqdm(
         total=recipe.steps,
         initial=step,
@@ -294,27 +300,13 @@ def train(
                     log(step, {"val/loss": vl, "val/perplexity": math.exp(vl)})
                     log_t = time.time()  # eval time is not training throughput
                 if step % recipe.checkpoint_interval == 0 and step < recipe.steps:
-                    save_state(
-                        state_path,
-                        model,
-                        optimizer,
-                        scheduler,
-                        step,
-                        elapsed_before + time.time() - start,
-                    )
+                    save()
                 if flag["signal"] == signal.SIGINT:
                     raise KeyboardInterrupt  # the handler below saves the state
                 if flag["signal"] is not None or (
                     stop_after_step is not None and step >= stop_after_step and step < recipe.steps
                 ):
-                    save_state(
-                        state_path,
-                        model,
-                        optimizer,
-                        scheduler,
-                        step,
-                        elapsed_before + time.time() - start,
-                    )
+                    save()
                     reason = (
                         "SIGTERM"
                         if flag["signal"] is not None
@@ -324,14 +316,7 @@ def train(
         except KeyboardInterrupt:
             # Raised by our deferred handler, or by a callback after a completed step.
             if consistent_step == step:
-                save_state(
-                    state_path,
-                    model,
-                    optimizer,
-                    scheduler,
-                    step,
-                    elapsed_before + time.time() - start,
-                )
+                save()
             raise
         finally:
             bar.close()
