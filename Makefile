@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
-run: install  ## the main job on built-in defaults: train and evaluate tiny_llama on code (~15 min CPU)
+run: install  ## the main job on built-in defaults: train and evaluate tiny_llama on code (~10 min CPU)
 	$(BIN)/celine run task=lm_pretrain
 
 smoke: install  ## the same in seconds (smoke-size model)

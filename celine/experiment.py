@@ -28,7 +28,6 @@ from celine.tracking.callbacks import PARENT_RUN_FILE
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class JobInfo:
     """What Hydra knows about this job; tests build one by hand."""

@@ -105,11 +105,12 @@ PRESETS: dict[str, Preset] = {
             log_interval=10,
             checkpoint_interval=250,
         ),
-        # Measured with 1 thread on a shared 2-core machine: code 23 min, reasoning 23.5 min.
-        est_minutes=15.0,
+        # Code: 8.5 min on an idle 2-core machine (2026-11-26, `celine run task=lm_pretrain`);
+        # 23 min with 1 thread on a shared one. Reasoning: 23.5 min with 1 thread, shared.
+        est_minutes=10.0,
         # The reasoner's accuracy jumps from ~10% to ~95% between 2M and 6M training
         # tokens (measured on seed 0); 4M tokens leave the difficulty gradient in place.
-        corpus_overrides={"reasoning": {"steps": 2000, "est_minutes": 20.0}},
+        corpus_overrides={"reasoning": {"steps": 2000, "est_minutes": 15.0}},
     ),
     # For one H100/H200 (bf16 autocast): ~28M parameters.
     "gpu": Preset(

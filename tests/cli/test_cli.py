@@ -119,3 +119,12 @@ def test_submitit_local_launcher_runs_children_in_their_own_processes(toy_conf, 
     sweep_dir = next((outputs / "multiruns" / "toy").iterdir())
     assert any((sweep_dir / ".submitit").iterdir())  # submitit's own job folders
     assert client(outputs).get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_workers(toy_conf, outputs):
+    out = celine_cli(["run", "-m", "task=toy", "seed=0,1", "hydra/launcher=joblib",
+                      "hydra.launcher.n_jobs=2"])  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (parent,), children = _sweep_runs(outputs)
+    assert len(children) == 2 and {c.info.status for c in children} == {"FINISHED"}
+    assert client(outputs).get_run(parent.info.run_id).info.status == "FINISHED"
