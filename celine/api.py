@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celine.errors import ConfigError, RunError
 from celine.registry import (
@@ -135,6 +135,9 @@ class RunContext:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
         self.tracker.log_artifact(path, "plots")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)  # sweeps run many jobs in one process: do not keep every figure alive
         return path
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
@@ -146,6 +149,3 @@ class Method(Protocol):
 
     def __init__(self, cfg: Any) -> None: ...
     def run(self, ctx: RunContext) -> Result: ...
-
-
-MetricGoal = Literal["max", "min"]

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from omegaconf import MISSING
 
 from celine.errors import ConfigError
+from celine.llm.corpora import CORPORA, LOCAL_CORPORA  # plain-Python module: no torch
 from celine.registry import register_model
 from celine.schema import existing_path, in_range, one_of
 
 # Keep in step with celine.llm.tiny_llama.PRESETS (a test checks it); listed here so that
 # validation does not import torch.
 TINY_LLAMA_SIZES = ("smoke", "default", "gpu")
-CORPORA = ("code", "reasoning", "text_dir", "jsonl", "gsm8k", "math")
-LOCAL_CORPORA = ("text_dir", "jsonl", "gsm8k", "math")
 
 
 @dataclass

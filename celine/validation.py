@@ -88,6 +88,11 @@ def plan(cfg: DictConfig) -> Plan:
             f"method '{method_name}' works with the models " + ", ".join(method.models),
         )
 
+    objective = cfg.get("optimized_metric")
+    if objective is not None and objective not in {m.name for m in task.metrics}:
+        declared = ", ".join(m.name for m in task.metrics)
+        raise ConfigError("optimized_metric", objective, f"task '{task_name}' declares {declared}")
+
     return Plan(
         task=task,
         method=method,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celine.llm.corpora import CORPORA
 from celine.schema import existing_path, in_range, one_of
-
-CORPORA = ("code", "reasoning", "text_dir", "jsonl", "gsm8k", "math")
 
 
 @dataclass

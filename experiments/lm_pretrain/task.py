@@ -7,8 +7,6 @@ import pandas as pd
 
 from celine.api import ConfigError
 
-QA_CORPORA = ("reasoning", "gsm8k", "math")
-
 
 class LMPretrainTask:
     def __init__(self, cfg, ctx) -> None:

@@ -72,3 +72,10 @@ def test_out_of_range_values_are_named(override, key):
         plan(["task=lm_pretrain", override])
     assert key in str(err.value)
     assert "expected" in str(err.value)
+
+
+def test_optimized_metric_must_be_one_the_task_declares():
+    with pytest.raises(ConfigError) as err:
+        plan(["task=lm_pretrain", "optimized_metric=accuracy"])
+    assert "optimized_metric" in str(err.value) and "test/perplexity" in str(err.value)
+    assert plan(["task=lm_pretrain", "optimized_metric=test/perplexity"]).task.name == "lm_pretrain"
