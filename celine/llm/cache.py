@@ -225,7 +225,7 @@ def get_or_train(
             progress=progress,
         )
         log(
-            f"[celine.llm] trained {path.name} in {metrics['wall_time_s'] / 60:.1f} min: "
+            f"[celine.llm] trained {path.name} in {_duration(metrics['wall_time_s'])}: "
             f"val/perplexity {metrics.get('val/perplexity', float('nan')):.3f}"
         )
     return path
@@ -247,3 +247,7 @@ def load_trained(path: str | os.PathLike, device: str = "cpu", dtype="float32"):
             f"{str(path)!r} is not a complete tiny_llama checkpoint (no celine_meta.json marked complete)"
         )
     return load_local_causal_lm(path, device=device, dtype=dtype)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
