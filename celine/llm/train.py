@@ -343,6 +343,9 @@ def train(
 
 def save_final(out: Path, model, tokenizer, meta: dict) -> None:
     """Model (safetensors) and tokenizer first, the completion marker last."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a one-shard "Writing model shards" bar is only noise
     model.save_pretrained(str(out), safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
