@@ -32,6 +32,7 @@ from celine.registry import (
     register_model,
     register_task,
 )
+from celine.schema import existing_path, in_range, one_of
 
 if TYPE_CHECKING:  # heavy imports stay out of `celine ls`
     import logging
@@ -47,6 +48,9 @@ __all__ = [
     "Result",
     "RunContext",
     "RunError",
+    "existing_path",
+    "in_range",
+    "one_of",
     "register_method",
     "register_model",
     "register_task",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from celine.api import existing_path, in_range, one_of
 from celine.llm.corpora import CORPORA
-from celine.schema import existing_path, in_range, one_of
 
 
 @dataclass
