@@ -94,16 +94,10 @@ def tiny_llama(cfg: Any, ctx: Any) -> LanguageModel:
 
 def tiny_llama_tokenizer(cfg: Any, ctx: Any):
     """The tokenizer a tiny model of this config has (or will have), without training it."""
-    from celine.llm.cache import checkpoint_path
-    from celine.llm.corpora import load_corpus
-    from celine.llm.tokenizer import load_tokenizer, train_tokenizer
+    from celine.llm.cache import checkpoint_path, tokenizer_for
 
     spec = spec_of(cfg)
-    path = checkpoint_path(spec, cache_root(cfg, ctx))
-    if (path / "tokenizer.json").is_file():
-        return load_tokenizer(path)
-    splits = load_corpus(spec.corpus, spec.data_root, seed=spec.seed)
-    return train_tokenizer(splits.train, spec.tokenizer_settings())
+    return tokenizer_for(spec, checkpoint_path(spec, cache_root(cfg, ctx)))
 
 
 def hf(cfg: Any, ctx: Any) -> LanguageModel:

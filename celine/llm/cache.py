@@ -125,6 +125,18 @@ def checkpoint_path(spec: TinyLlamaSpec, cache_root: str | os.PathLike) -> Path:
     return Path(cache_root) / spec.dirname()
 
 
+def tokenizer_for(spec: TinyLlamaSpec, tokenizer_dir: Path | None = None):
+    """The tokenizer saved in `tokenizer_dir` (a checkpoint, complete or not), else one
+    trained now on the spec's training split (deterministic: the same one training makes)."""
+    from celine.llm.corpora import load_corpus
+    from celine.llm.tokenizer import load_tokenizer, train_tokenizer
+
+    if tokenizer_dir is not None and (Path(tokenizer_dir) / "tokenizer.json").is_file():
+        return load_tokenizer(tokenizer_dir)
+    splits = load_corpus(spec.corpus, spec.data_root, seed=spec.seed, **dict(spec.corpus_options))
+    return train_tokenizer(splits.train, spec.tokenizer_settings())
+
+
 def prepare_data(
     spec: TinyLlamaSpec,
     tokenizer=None,
@@ -134,20 +146,11 @@ def prepare_data(
     """(corpus splits, tokenizer, streams dict train/validation/test as int32 arrays).
     Trains the tokenizer unless one is given or saved in `tokenizer_dir`; token streams
     come from `stream_cache` when an earlier run encoded the same corpus with it."""
-    from celine.llm.corpora import load_corpus
     from celine.llm.streams import encoded_splits
-    from celine.llm.tokenizer import load_tokenizer, train_tokenizer
 
-    if (
-        tokenizer is None
-        and tokenizer_dir is not None
-        and (tokenizer_dir / "tokenizer.json").exists()
-    ):
-        tokenizer = load_tokenizer(tokenizer_dir)
     options = dict(spec.corpus_options)
     if tokenizer is None:
-        splits = load_corpus(spec.corpus, spec.data_root, seed=spec.seed, **options)
-        tokenizer = train_tokenizer(splits.train, spec.tokenizer_settings())
+        tokenizer = tokenizer_for(spec, tokenizer_dir)
     splits, streams = encoded_splits(
         spec.corpus, spec.data_root, spec.seed, tokenizer, cache_dir=stream_cache, options=options
     )

@@ -58,15 +58,17 @@ def perplexity(
     return PerplexityResult(math.exp(mean), mean, total_tok)
 
 
-def unigram_perplexity(train_ids, test_ids, vocab_size: int) -> PerplexityResult:
-    """Perplexity of an add-one smoothed unigram model of the same tokenizer: the
-    baseline a language model must beat. Scores test_ids[1:], the same tokens
-    `perplexity` scores."""
+def unigram_perplexity(
+    train_ids, test_ids, vocab_size: int, smoothing: float = 1.0
+) -> PerplexityResult:
+    """Perplexity of an add-k (default add-one) smoothed unigram model of the same
+    tokenizer: the baseline a language model must beat. Scores test_ids[1:], the same
+    tokens `perplexity` scores."""
     train = np.asarray(train_ids, dtype=np.int64).ravel()
     test = np.asarray(test_ids, dtype=np.int64).ravel()[1:]
     if test.size == 0:
         raise ValueError("unigram_perplexity needs at least 2 test tokens")
-    counts = np.bincount(train, minlength=vocab_size).astype(np.float64) + 1.0
+    counts = np.bincount(train, minlength=vocab_size).astype(np.float64) + smoothing
     logp = np.log(counts) - np.log(counts.sum())
     mean = float(-logp[test].mean())
     return PerplexityResult(math.exp(mean), mean, int(test.size))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from celine.api import ConfigError
@@ -41,16 +40,18 @@ class LMPretrainTask:
     def unigram(self, tokenizer, smoothing: float = 1.0) -> dict[str, float]:
         """Perplexity of the smoothed unigram of the training split, on the same tokens the
         language model is scored on."""
+        from celine.llm.evaluate import unigram_perplexity
+
         _, streams = self.data(tokenizer)
-        counts = (
-            np.bincount(streams["train"], minlength=len(tokenizer)).astype(np.float64) + smoothing
-        )
-        logp = np.log(counts) - np.log(counts.sum())
-        out = {}
-        for split, prefix in (("validation", "val"), ("test", "test")):
-            scored = streams[split][: self.cfg.eval_tokens + 1][1:]
-            out[f"{prefix}/perplexity"] = float(np.exp(-logp[scored].mean()))
-        return out
+        return {
+            f"{prefix}/perplexity": unigram_perplexity(
+                streams["train"],
+                streams[split][: self.cfg.eval_tokens + 1],
+                len(tokenizer),
+                smoothing,
+            ).perplexity
+            for split, prefix in (("validation", "val"), ("test", "test"))
+        }
 
     def evaluate(self, lm) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
         """Perplexity on validation and test, the unigram baseline, and for question-answer
