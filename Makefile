@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= llm,dev
+# every room's extras, so `make test` on a fresh machine covers every room
+EXTRAS ?= llm,med,vision,kernels,lora,dev
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export MLFLOW_DISABLE_TELEMETRY := true
