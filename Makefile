@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # every room's extras, so `make test` on a fresh machine covers every room
-EXTRAS ?= llm,med,vision,kernels,lora,dev
+EXTRAS ?= llm,med,vision,kernels,lora,recsys,dev
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export MLFLOW_DISABLE_TELEMETRY := true
