@@ -1,7 +1,8 @@
 """`celine compare task=X`: the table a paper would print, from the runs in the store.
 
 One row per run; columns are method, model, hardware, seed, the parameters that differ between
-the runs, and the task's declared metrics. Writes the table as CSV and a bar plot per metric.
+the runs, and the task's declared metrics. Runs that differ only in their seed are also summarised
+as mean, standard error and count. Writes both tables as CSV and a bar plot per metric.
 """
 
 from __future__ import annotations
@@ -40,12 +41,49 @@ def comparison_table(runs, metric_names: list[str]):
         if c.startswith("params.")
         and not c[len("params.") :].startswith(_NOISY_PARAMS)
         and c[len("params.") :] not in ("seed",)
-        and runs[c].astype(str).nunique(dropna=False) > 1
+        and _differs(runs, c)
     ]
     for c in sorted(param_cols):
         table[c[len("params.") :]] = runs[c]
     for m in metric_names:
         table[m] = runs.get(f"metrics.{m}")
+    return table.reset_index(drop=True)
+
+
+def _differs(runs, column: str) -> bool:
+    """Whether a parameter tells runs apart. A parameter only some methods have (NaN in the
+    others' runs) counts only where it varies among the runs that have it."""
+    values = runs[column]
+    if values.notna().all() or not column.startswith("params.method."):
+        return values.astype(str).nunique(dropna=False) > 1
+    return values.dropna().astype(str).nunique() > 1
+
+
+def summary_table(table, metric_names: list[str]):
+    """Mean, standard error and count of each metric over runs that differ only in seed."""
+    import pandas as pd
+
+    if table.empty:
+        return pd.DataFrame()
+    skip = {"run_id", "run_name", "status", "start", "seed", *metric_names}
+    keys = [c for c in table.columns if c not in skip]
+    metrics = [m for m in metric_names if m in table and table[m].notna().any()]
+    grouped = table.fillna({k: "-" for k in keys}).groupby(keys, sort=False)[metrics]
+    mean, sem, n = grouped.mean(), grouped.sem(), grouped.size().rename("runs")
+    out = pd.concat([mean, sem.add_suffix(" se"), n], axis=1)
+    order = [c for m in metrics for c in (m, f"{m} se")] + ["runs"]
+    return out[order].reset_index()
+
+
+def _where(table, conditions: list[str]):
+    for cond in conditions:
+        key, _, value = cond.partition("=")
+        if key not in table:
+            raise SystemExit(
+                f"celine compare: --where {cond}: no column {key!r}; columns: "
+                + ", ".join(table.columns)
+            )
+        table = table[table[key].astype(str) == value]
     return table.reset_index(drop=True)
 
 
@@ -86,6 +124,13 @@ def main(args: list[str]) -> int:
     parser.add_argument("--uri", default=None, help="tracking URI (default: the project's store)")
     parser.add_argument("--out", default=None, help="folder for the CSV and plot")
     parser.add_argument("--all", action="store_true", help="include runs that did not finish")
+    parser.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep runs whose column KEY equals VALUE (repeatable), e.g. method=gptq",
+    )
     ns = parser.parse_args(args)
     key, _, task = ns.selector.partition("=")
     registry.discover()
@@ -106,6 +151,7 @@ def main(args: list[str]) -> int:
     table = comparison_table(runs, metric_names)
     if not ns.all and not table.empty:
         table = table[table["status"] == "FINISHED"].reset_index(drop=True)
+    table = _where(table, ns.where)
     if table.empty:
         print(f"no {'' if ns.all else 'finished '}runs of task {task} in {uri}")
         return 1
@@ -114,6 +160,9 @@ def main(args: list[str]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     csv_path, png_path = out / f"{task}-{stamp}.csv", out / f"{task}-{stamp}.png"
     table.to_csv(csv_path, index=False)
+    summary = summary_table(table, metric_names)
+    summary_path = out / f"{task}-{stamp}-summary.csv"
+    summary.to_csv(summary_path, index=False)
     goals = ", ".join(
         f"{m.name} ({'↑' if m.goal == 'max' else '↓' if m.goal == 'min' else '·'})"
         for m in spec.metrics
@@ -121,7 +170,10 @@ def main(args: list[str]) -> int:
     plot(table, metric_names, png_path, f"celine compare task={task}")
     import pandas as pd
 
-    with pd.option_context("display.max_columns", 50, "display.width", 200):
-        print(table.to_string(index=False))
-    print(f"\nmetrics: {goals}\ntable: {csv_path}\nplot:  {png_path}")
+    with pd.option_context("display.max_columns", 60, "display.width", 250):
+        print(table.drop(columns=["run_name", "start"]).to_string(index=False))
+        if (summary["runs"] > 1).any():
+            print("\nmean and standard error over seeds:")
+            print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\nmetrics: {goals}\ntable: {csv_path}\nsummary: {summary_path}\nplot:  {png_path}")
     return 0

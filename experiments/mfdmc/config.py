@@ -44,8 +44,16 @@ class MfdmcTaskConfig:
             raise ConfigError("task.data_root", None, f"dataset {self.dataset} reads a local path")
         for key in ("val_fraction", "test_fraction"):
             in_range(f"task.{key}", getattr(self, key), 0.0, 0.5)
-        for key in ("users", "items", "planted_views", "planted_groups", "group_dim", "ranking_k",
-                    "leave_out_n", "implicit_negatives"):
+        for key in (
+            "users",
+            "items",
+            "planted_views",
+            "planted_groups",
+            "group_dim",
+            "ranking_k",
+            "leave_out_n",
+            "implicit_negatives",
+        ):
             in_range(f"task.{key}", getattr(self, key), 1)
         in_range("task.density", self.density, 0.001, 1.0)
         in_range("task.noise", self.noise, 0.0)

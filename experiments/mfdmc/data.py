@@ -77,8 +77,15 @@ def planted(
         score += np.einsum("nd,nd->n", g[v][user_groups[v][u]], h[v][item_groups[v][i]])
     score += rng.normal(0, noise, n)
     rating = np.clip(np.round(score), 1, 5).astype(np.float32)
-    return Ratings(u.astype(np.int64), i.astype(np.int64), rating, users, items,
-                   user_groups=user_groups, item_groups=item_groups)
+    return Ratings(
+        u.astype(np.int64),
+        i.astype(np.int64),
+        rating,
+        users,
+        items,
+        user_groups=user_groups,
+        item_groups=item_groups,
+    )
 
 
 # ---------------------------------------------------------------------------------- local files
@@ -99,13 +106,17 @@ def load_ratings(dataset: str, root: str, *, csv_sep: str = ",") -> Ratings:
         if path.is_dir():
             path = path / name
         if not path.is_file():
-            raise ConfigError("task.data_root", root, f"a folder holding {name} (or the file itself)")
+            raise ConfigError(
+                "task.data_root", root, f"a folder holding {name} (or the file itself)"
+            )
     else:
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix in {".csv", ".tsv", ".txt"})
             if len(files) != 1:
                 raise ConfigError(
-                    "task.data_root", root, "one ratings file, or a folder with exactly one .csv/.tsv/.txt"
+                    "task.data_root",
+                    root,
+                    "one ratings file, or a folder with exactly one .csv/.tsv/.txt",
                 )
             path = files[0]
         if not path.is_file():
@@ -128,8 +139,10 @@ def parse_ratings(path: Path, *, sep: str, header: bool | None) -> Ratings:
         if not line.strip():
             continue
         fields = [f.strip() for f in line.split(sep)]
-        if len(fields) not in (3, 4) or not _is_number(fields[2]) or (
-            len(fields) == 4 and not _is_number(fields[3])
+        if (
+            len(fields) not in (3, 4)
+            or not _is_number(fields[2])
+            or (len(fields) == 4 and not _is_number(fields[3]))
         ):
             raise ConfigError(
                 "task.data_root",
@@ -146,9 +159,15 @@ def parse_ratings(path: Path, *, sep: str, header: bool | None) -> Ratings:
     values = np.asarray(numbers, dtype=np.float64)
     time = None if np.isnan(values[:, 1]).any() else values[:, 1]
     rating = values[:, 0].astype(np.float32)
-    return Ratings(user_idx.astype(np.int64), item_idx.astype(np.int64), rating,
-                   len(users), len(items), time=time,
-                   scale=(float(rating.min()), float(rating.max())))
+    return Ratings(
+        user_idx.astype(np.int64),
+        item_idx.astype(np.int64),
+        rating,
+        len(users),
+        len(items),
+        time=time,
+        scale=(float(rating.min()), float(rating.max())),
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -161,12 +180,13 @@ def _is_number(text: str) -> bool:
 
 # ---------------------------------------------------------------------------------- splits
 
+
 def split_random(data: Ratings, val: float, test: float, seed: int) -> Splits:
     order = np.random.default_rng(seed).permutation(len(data))
     n_test, n_val = int(round(test * len(data))), int(round(val * len(data)))
     return Splits(
-        train=data.take(order[n_test + n_val:]),
-        val=data.take(order[n_test:n_test + n_val]),
+        train=data.take(order[n_test + n_val :]),
+        val=data.take(order[n_test : n_test + n_val]),
         test=data.take(order[:n_test]),
     )
 
@@ -187,7 +207,7 @@ def split_leave_out(data: Ratings, n: int, seed: int) -> Splits:
             train.append(rows)
             continue
         train.append(rows[: -2 * n])
-        val.append(rows[-2 * n: -n])
+        val.append(rows[-2 * n : -n])
         test.append(rows[-n:])
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
     return Splits(data.take(cat(train)), data.take(cat(val)), data.take(cat(test)))
@@ -202,8 +222,10 @@ def to_implicit(data: Ratings, threshold: float, negatives: int, seed: int) -> R
     observed = set((data.user * data.n_items + data.item).tolist())
     neg_u = np.repeat(u, negatives)
     neg_i = rng.integers(data.n_items, size=len(neg_u))
-    fresh = np.array([a * data.n_items + b not in observed for a, b in zip(neg_u, neg_i, strict=True)],
-                     dtype=bool)
+    fresh = np.array(
+        [a * data.n_items + b not in observed for a, b in zip(neg_u, neg_i, strict=True)],
+        dtype=bool,
+    )
     neg_u, neg_i = neg_u[fresh], neg_i[fresh]
     return replace(
         data,

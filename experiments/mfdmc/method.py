@@ -15,7 +15,6 @@ from .config import (
     LatentFactorsConfig,
     MfdmcConfig,
     SurpriseSvdConfig,
-    TwoStageConfig,
 )
 from .models import MFDMC as MFDMCModel
 from .models import BiasedMF as BiasedMFModel
@@ -33,7 +32,9 @@ def _scorer(model, device: str):
 
 
 def _train_metrics(history: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    return {key: [(row["epoch"], row[key]) for row in history] for key in history[0] if key != "epoch"}
+    return {
+        key: [(row["epoch"], row[key]) for row in history] for key in history[0] if key != "epoch"
+    }
 
 
 class MFDMC:
@@ -50,11 +51,18 @@ class MFDMC:
             raise ConfigError("model.dim", latent.dim, f"a multiple of method.views={cfg.views}")
         torch.manual_seed(ctx.seed)
         s, device = task.splits, ctx.hardware.device
-        model = MFDMCModel(task.data.n_users, task.data.n_items, latent.dim, latent.init_std,
-                           float(s.train.rating.mean()), views=cfg.views, clusters=cfg.clusters,
-                           entropy_weight=cfg.entropy_weight,
-                           separation_weight=cfg.separation_weight,
-                           assignment=cfg.assignment)
+        model = MFDMCModel(
+            task.data.n_users,
+            task.data.n_items,
+            latent.dim,
+            latent.init_std,
+            float(s.train.rating.mean()),
+            views=cfg.views,
+            clusters=cfg.clusters,
+            entropy_weight=cfg.entropy_weight,
+            separation_weight=cfg.separation_weight,
+            assignment=cfg.assignment,
+        )
         sizes: list[dict] = []
 
         def before_epoch(epoch: int) -> None:
@@ -73,11 +81,22 @@ class MFDMC:
                 counts = side.weights().argmax(-1)  # (entities, views)
                 for v in range(counts.shape[1]):
                     hist = torch.bincount(counts[:, v], minlength=cfg.clusters)
-                    sizes.extend({"epoch": done, "side": name, "view": v, "cluster": k,
-                                  "size": int(n)} for k, n in enumerate(hist.tolist()))
+                    sizes.extend(
+                        {"epoch": done, "side": name, "view": v, "cluster": k, "size": int(n)}
+                        for k, n in enumerate(hist.tolist())
+                    )
 
-        run = fit(model, s.train, s.val, cfg, device=device, seed=ctx.seed,
-                  before_epoch=before_epoch, after_epoch=after_epoch, log=ctx.log)
+        run = fit(
+            model,
+            s.train,
+            s.val,
+            cfg,
+            device=device,
+            seed=ctx.seed,
+            before_epoch=before_epoch,
+            after_epoch=after_epoch,
+            log=ctx.log,
+        )
         metrics = task.evaluate(lambda d: predict(model, d, device), _scorer(model, device))
         users_alive, items_alive = model.alive()
         metrics |= task.cluster_nmi(model.users.assignments(), model.items.assignments())
@@ -85,14 +104,23 @@ class MFDMC:
 
         membership = _membership_table(model)
         history = pd.DataFrame(run.history)
-        ctx.log.info("MFDMC: test rmse %.4f, live clusters users %d items %d", metrics["test/rmse"],
-                     users_alive, items_alive)
+        ctx.log.info(
+            "MFDMC: test rmse %.4f, live clusters users %d items %d",
+            metrics["test/rmse"],
+            users_alive,
+            items_alive,
+        )
         return Result(
             metrics=metrics,
-            tables={"history": history, "cluster_sizes": pd.DataFrame(sizes),
-                    "memberships": membership},
-            figures={"clusters_alive": plots.clusters_alive(history),
-                     "cluster_embedding": plots.cluster_embedding(model)},
+            tables={
+                "history": history,
+                "cluster_sizes": pd.DataFrame(sizes),
+                "memberships": membership,
+            },
+            figures={
+                "clusters_alive": plots.clusters_alive(history),
+                "cluster_embedding": plots.cluster_embedding(model),
+            },
         )
 
 
@@ -119,11 +147,24 @@ class BiasedMF:
         latent: LatentFactorsConfig = ctx.build_model()
         torch.manual_seed(ctx.seed)
         s = task.splits
-        model = BiasedMFModel(task.data.n_users, task.data.n_items, latent.dim, latent.init_std,
-                              float(s.train.rating.mean()))
-        run = fit(model, s.train, s.val, self.cfg, device=ctx.hardware.device, seed=ctx.seed,
-                  optimizer=self.cfg.optimizer,
-                  after_epoch=lambda e, row: ctx.log_metrics(row, step=e + 1), log=ctx.log)
+        model = BiasedMFModel(
+            task.data.n_users,
+            task.data.n_items,
+            latent.dim,
+            latent.init_std,
+            float(s.train.rating.mean()),
+        )
+        run = fit(
+            model,
+            s.train,
+            s.val,
+            self.cfg,
+            device=ctx.hardware.device,
+            seed=ctx.seed,
+            optimizer=self.cfg.optimizer,
+            after_epoch=lambda e, row: ctx.log_metrics(row, step=e + 1),
+            log=ctx.log,
+        )
         return model, run.history
 
     def run(self, ctx: RunContext) -> Result:
@@ -162,8 +203,9 @@ class GlobalMean:
         task: RatingsTask = ctx.task
         mean = float(task.splits.train.rating.mean())
         n_items = task.data.n_items
-        metrics = task.evaluate(lambda d: np.full(len(d), mean),
-                                lambda users: np.full((len(users), n_items), mean))
+        metrics = task.evaluate(
+            lambda d: np.full(len(d), mean), lambda users: np.full((len(users), n_items), mean)
+        )
         return Result(metrics=metrics)
 
 
@@ -182,8 +224,14 @@ class SurpriseSVD:
         lo, hi = train.scale
         frame = pd.DataFrame({"u": train.user, "i": train.item, "r": train.rating})
         trainset = Dataset.load_from_df(frame, Reader(rating_scale=(lo, hi))).build_full_trainset()
-        algo = SVD(n_factors=latent.dim, n_epochs=self.cfg.n_epochs, lr_all=self.cfg.lr_all,
-                   reg_all=self.cfg.reg_all, init_std_dev=latent.init_std, random_state=ctx.seed)
+        algo = SVD(
+            n_factors=latent.dim,
+            n_epochs=self.cfg.n_epochs,
+            lr_all=self.cfg.lr_all,
+            reg_all=self.cfg.reg_all,
+            init_std_dev=latent.init_std,
+            random_state=ctx.seed,
+        )
         algo.fit(trainset)
         # surprise's dense tables, re-indexed to ours (unknown users/items get zero factors)
         P = np.zeros((task.data.n_users, latent.dim))
@@ -198,8 +246,11 @@ class SurpriseSVD:
         mu = trainset.global_mean
 
         def predict_(d):
-            return np.clip(mu + bu[d.user] + bi[d.item] + np.einsum("nd,nd->n", P[d.user], Q[d.item]),
-                           lo, hi)
+            return np.clip(
+                mu + bu[d.user] + bi[d.item] + np.einsum("nd,nd->n", P[d.user], Q[d.item]), lo, hi
+            )
 
-        metrics = task.evaluate(predict_, lambda users: mu + bu[users, None] + bi[None] + P[users] @ Q.T)
+        metrics = task.evaluate(
+            predict_, lambda users: mu + bu[users, None] + bi[None] + P[users] @ Q.T
+        )
         return Result(metrics=metrics)

@@ -53,6 +53,11 @@ def ranking_at_k(
 def planted_nmi(learned: list[np.ndarray], planted: list[np.ndarray]) -> float:
     """For each planted view, the best NMI over the learned views' hard assignments; then the
     mean over planted views (views are unordered, so each planted view picks its match)."""
-    return float(np.mean([
-        max(normalized_mutual_info_score(truth, labels) for labels in learned) for truth in planted
-    ]))
+    return float(
+        np.mean(
+            [
+                max(normalized_mutual_info_score(truth, labels) for labels in learned)
+                for truth in planted
+            ]
+        )
+    )

@@ -32,13 +32,21 @@ class BiasedMF(nn.Module):
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         every = torch.arange(self.item_bias.numel(), device=users.device)
-        return (self.mu + self.user_bias[users, None] + self.item_bias[None]
-                + self.user_factors(users) @ self.item_factors(every).T)
+        return (
+            self.mu
+            + self.user_bias[users, None]
+            + self.item_bias[None]
+            + self.user_factors(users) @ self.item_factors(every).T
+        )
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """L2 on the rows a minibatch touches (the usual SGD-MF regulariser)."""
-        return (self.user_factors(users).pow(2).sum(-1) + self.item_factors(items).pow(2).sum(-1)
-                + self.user_bias[users] ** 2 + self.item_bias[items] ** 2).mean()
+        return (
+            self.user_factors(users).pow(2).sum(-1)
+            + self.item_factors(items).pow(2).sum(-1)
+            + self.user_bias[users] ** 2
+            + self.item_bias[items] ** 2
+        ).mean()
 
     def extra_loss(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return torch.zeros((), device=self.mu.device)
@@ -48,8 +56,15 @@ class ClusterViews(nn.Module):
     """One side (users or items): per view, learnable clusters and each entity's membership
     logits; the view representation is the membership-weighted sum of live clusters."""
 
-    def __init__(self, n: int, views: int, clusters: int, view_dim: int, init_std: float,
-                 assignment: str = "embedding"):
+    def __init__(
+        self,
+        n: int,
+        views: int,
+        clusters: int,
+        view_dim: int,
+        init_std: float,
+        assignment: str = "embedding",
+    ):
         super().__init__()
         self.assignment = assignment
         self.centers = nn.Parameter(torch.randn(views, clusters, view_dim) * init_std)
@@ -125,9 +140,20 @@ class ClusterViews(nn.Module):
 class MFDMC(BiasedMF):
     """Biased MF whose user and item factors are built from per-view cluster memberships."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float, mean: float, *,
-                 views: int, clusters: int, entropy_weight: float, separation_weight: float,
-                 assignment: str = "embedding"):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        dim: int,
+        init_std: float,
+        mean: float,
+        *,
+        views: int,
+        clusters: int,
+        entropy_weight: float,
+        separation_weight: float,
+        assignment: str = "embedding",
+    ):
         super().__init__(n_users, n_items, 0, init_std, mean)
         view_dim = dim // views
         self.users = ClusterViews(n_users, views, clusters, view_dim, init_std, assignment)

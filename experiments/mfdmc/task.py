@@ -16,10 +16,17 @@ class RatingsTask:
     def __init__(self, cfg: MfdmcTaskConfig, ctx) -> None:
         self.cfg = cfg
         if cfg.dataset == "planted":
-            data = planted(users=cfg.users, items=cfg.items, views=cfg.planted_views,
-                           groups=cfg.planted_groups, group_dim=cfg.group_dim,
-                           density=cfg.density, noise=cfg.noise, bias_std=cfg.bias_std,
-                           seed=cfg.data_seed)
+            data = planted(
+                users=cfg.users,
+                items=cfg.items,
+                views=cfg.planted_views,
+                groups=cfg.planted_groups,
+                group_dim=cfg.group_dim,
+                density=cfg.density,
+                noise=cfg.noise,
+                bias_std=cfg.bias_std,
+                seed=cfg.data_seed,
+            )
         else:
             data = load_ratings(cfg.dataset, cfg.data_root, csv_sep=cfg.csv_sep)
         if cfg.implicit_threshold is not None:
@@ -31,9 +38,16 @@ class RatingsTask:
             else split_leave_out(data, cfg.leave_out_n, cfg.data_seed)
         )
         s = self.splits
-        ctx.log.info("%s: %d users, %d items, %d ratings (train %d, val %d, test %d)",
-                     cfg.dataset, data.n_users, data.n_items, len(data), len(s.train),
-                     len(s.val), len(s.test))
+        ctx.log.info(
+            "%s: %d users, %d items, %d ratings (train %d, val %d, test %d)",
+            cfg.dataset,
+            data.n_users,
+            data.n_items,
+            len(data),
+            len(s.train),
+            len(s.val),
+            len(s.test),
+        )
 
     @property
     def relevant(self) -> float:
@@ -47,8 +61,9 @@ class RatingsTask:
         s = self.splits
         test_pred, val_pred = predict(s.test), predict(s.val)
         seen = _concat(s.train, s.val)
-        recall, ndcg = ranking_at_k(score_all, seen, s.test, k=self.cfg.ranking_k,
-                                    relevant=self.relevant)
+        recall, ndcg = ranking_at_k(
+            score_all, seen, s.test, k=self.cfg.ranking_k, relevant=self.relevant
+        )
         return {
             "test/rmse": rmse(test_pred, s.test.rating),
             "test/mae": mae(test_pred, s.test.rating),
@@ -61,10 +76,17 @@ class RatingsTask:
         """NMI of learned hard clusters against the planted ones (empty for real data)."""
         if not self.data.user_groups:
             return {}
-        return {"nmi/users": planted_nmi(users, self.data.user_groups),
-                "nmi/items": planted_nmi(items, self.data.item_groups)}
+        return {
+            "nmi/users": planted_nmi(users, self.data.user_groups),
+            "nmi/items": planted_nmi(items, self.data.item_groups),
+        }
 
 
 def _concat(a: Ratings, b: Ratings) -> Ratings:
-    return replace(a, user=np.r_[a.user, b.user], item=np.r_[a.item, b.item],
-                   rating=np.r_[a.rating, b.rating], time=None)
+    return replace(
+        a,
+        user=np.r_[a.user, b.user],
+        item=np.r_[a.item, b.item],
+        rating=np.r_[a.rating, b.rating],
+        time=None,
+    )

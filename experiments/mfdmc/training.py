@@ -20,15 +20,18 @@ class Fit:
 
 
 def tensors(data: Ratings, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return (torch.as_tensor(data.user, device=device), torch.as_tensor(data.item, device=device),
-            torch.as_tensor(data.rating, device=device))
+    return (
+        torch.as_tensor(data.user, device=device),
+        torch.as_tensor(data.item, device=device),
+        torch.as_tensor(data.rating, device=device),
+    )
 
 
 @torch.no_grad()
 def predict(model, data: Ratings, device: str, batch: int = 65536) -> np.ndarray:
     model.eval()
     u, i, _ = tensors(data, device)
-    out = [model(u[s:s + batch], i[s:s + batch]) for s in range(0, len(data), batch)]
+    out = [model(u[s : s + batch], i[s : s + batch]) for s in range(0, len(data), batch)]
     pred = torch.cat(out).cpu().numpy() if out else np.zeros(0)
     return np.clip(pred, *data.scale)
 
@@ -51,9 +54,11 @@ def fit(
     epoch's): MFDMC's discarded clusters must never come back by a restore."""
     model.to(device)
     gen = torch.Generator().manual_seed(seed)
-    opt = (torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-           if optimizer == "adam"
-           else torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay))
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    )
     u, i, r = tensors(train, device)
     result, best, stale = Fit(), float("inf"), 0
     for epoch in range(cfg.epochs):
@@ -63,7 +68,7 @@ def fit(
         order = torch.randperm(len(train), generator=gen).to(device)
         total = 0.0
         for s in range(0, len(train), cfg.batch_size):
-            b = order[s:s + cfg.batch_size]
+            b = order[s : s + cfg.batch_size]
             pred = model(u[b], i[b])
             mse = torch.mean((pred - r[b]) ** 2)
             loss = mse + cfg.reg * model.penalty(u[b], i[b]) + model.extra_loss(u[b], i[b])
@@ -71,14 +76,22 @@ def fit(
             loss.backward()
             opt.step()
             total += mse.item() * len(b)
-        row = {"epoch": epoch + 1, "train/rmse": (total / len(train)) ** 0.5,
-               "val/rmse": rmse(predict(model, val, device), val.rating)}
+        row = {
+            "epoch": epoch + 1,
+            "train/rmse": (total / len(train)) ** 0.5,
+            "val/rmse": rmse(predict(model, val, device), val.rating),
+        }
         if after_epoch:
             after_epoch(epoch, row)
         result.history.append(row)
         if log and (epoch + 1) % 10 == 0:
-            log.info("epoch %d/%d  train rmse %.4f  val rmse %.4f", epoch + 1, cfg.epochs,
-                     row["train/rmse"], row["val/rmse"])
+            log.info(
+                "epoch %d/%d  train rmse %.4f  val rmse %.4f",
+                epoch + 1,
+                cfg.epochs,
+                row["train/rmse"],
+                row["val/rmse"],
+            )
         result.stopped_epoch = epoch + 1
         if row["val/rmse"] < best - 1e-4:
             best, stale = row["val/rmse"], 0

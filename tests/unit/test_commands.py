@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from celine.commands import ui
 
 
@@ -37,3 +39,33 @@ def test_compare_table_keeps_differing_params_and_declared_metrics():
     assert list(table["method"]) == ["m1", "m2"] and list(table["acc"]) == [0.5, 0.7]
     assert "method.lr" in table and "paths.outputs" not in table and "model.size" not in table
     assert "other" not in table
+
+
+def test_compare_drops_method_specific_constants_and_summarises_over_seeds():
+    import pandas as pd
+
+    from celine.commands.compare import comparison_table, summary_table
+
+    runs = pd.DataFrame(
+        {
+            "run_id": [f"{i}" * 10 for i in range(5)],
+            "status": ["FINISHED"] * 5,
+            "start_time": pd.to_datetime(["2026-01-01"] * 5),
+            "tags.celine.method": ["a", "a", "b", "b", "b"],
+            "tags.celine.seed": ["0", "1", "0", "1", "0"],
+            "params.method.k": ["4", "4", None, None, None],  # only method a has it, constant
+            "params.method.bits": [None, None, "2", "2", "3"],  # varies within method b
+            "metrics.acc": [0.5, 0.7, 0.1, 0.3, 0.9],
+        }
+    )
+    table = comparison_table(runs, ["acc"])
+    assert "method.k" not in table and "method.bits" in table
+    summary = summary_table(table, ["acc"]).set_index(["method", "method.bits"])
+    assert (
+        summary.loc[("a", "-"), "acc"] == pytest.approx(0.6)
+        and summary.loc[("a", "-"), "runs"] == 2
+    )
+    assert (
+        summary.loc[("b", "2"), "acc se"] == pytest.approx(0.1)
+        and summary.loc[("b", "3"), "runs"] == 1
+    )

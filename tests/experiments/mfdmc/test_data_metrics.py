@@ -21,8 +21,12 @@ def test_rmse_and_mae_match_scikit_learn():
     [
         ("ml-100k", "u.data", "196\t242\t3\t881250949\n186\t242\t3\t891717742\n196\t302\t5\t1\n"),
         ("ml-1m", "ratings.dat", "1::1193::5::978300760\n2::1193::4::978298413\n1::3408::4::9\n"),
-        ("ml-latest", "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n"
-                                     "5,1,3.5,964981247\n1,50,5.0,964982931\n"),
+        (
+            "ml-latest",
+            "ratings.csv",
+            "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n"
+            "5,1,3.5,964981247\n1,50,5.0,964982931\n",
+        ),
         ("csv", "amazon.csv", "A1,B001,5.0,1\nA2,B001,3.0,2\nA1,B002,4.0,3\n"),
         ("csv", "plain.csv", "user,item,rating\nu1,i1,1\nu2,i1,2\nu1,i2,3\n"),
     ],
@@ -54,8 +58,14 @@ def test_missing_movielens_file_names_the_key_and_the_file(tmp_path):
 def _toy() -> D.Ratings:
     rng = np.random.default_rng(0)
     n = 300
-    return D.Ratings(rng.integers(0, 20, n), rng.integers(0, 30, n),
-                     rng.integers(1, 6, n).astype(np.float32), 20, 30, time=rng.random(n))
+    return D.Ratings(
+        rng.integers(0, 20, n),
+        rng.integers(0, 30, n),
+        rng.integers(1, 6, n).astype(np.float32),
+        20,
+        30,
+        time=rng.random(n),
+    )
 
 
 def test_random_split_is_a_deterministic_partition():
@@ -87,8 +97,9 @@ def test_implicit_conversion_samples_only_unobserved_negatives():
 def test_ranking_metrics_on_a_hand_computed_case():
     # 1 user, 5 items; item 0 seen in training; relevant held-out items 1 and 3
     seen = D.Ratings(np.array([0]), np.array([0]), np.array([5.0], np.float32), 1, 5)
-    test = D.Ratings(np.array([0, 0, 0]), np.array([1, 3, 4]),
-                     np.array([5.0, 4.0, 1.0], np.float32), 1, 5)
+    test = D.Ratings(
+        np.array([0, 0, 0]), np.array([1, 3, 4]), np.array([5.0, 4.0, 1.0], np.float32), 1, 5
+    )
     scores = np.array([[9.0, 1.0, 3.0, 2.0, 0.5]])  # ranking without item 0: 2, 3, 1, 4
     recall, ndcg = ranking_at_k(lambda users: scores, seen, test, k=2, relevant=4.0)
     assert recall == pytest.approx(0.5)
@@ -102,8 +113,17 @@ def test_planted_nmi_matches_views_in_any_order():
 
 
 def test_planted_generator_is_deterministic_and_on_the_rating_scale():
-    kw = dict(users=50, items=40, views=2, groups=4, group_dim=4, density=0.2, noise=0.5,
-              bias_std=0.3, seed=5)
+    kw = dict(
+        users=50,
+        items=40,
+        views=2,
+        groups=4,
+        group_dim=4,
+        density=0.2,
+        noise=0.5,
+        bias_std=0.3,
+        seed=5,
+    )
     a, b = D.planted(**kw), D.planted(**kw)
     assert (a.rating == b.rating).all() and len(a) == 400
     assert set(np.unique(a.rating)) <= {1.0, 2.0, 3.0, 4.0, 5.0}

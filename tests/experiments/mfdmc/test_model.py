@@ -21,8 +21,17 @@ def test_weights_per_entity_and_view_sum_to_one(assignment):
 
 def test_discarded_clusters_get_zero_weight_and_never_come_back():
     torch.manual_seed(0)
-    model = MFDMC(40, 30, dim=8, init_std=0.3, mean=3.0, views=2, clusters=6,
-                  entropy_weight=0.01, separation_weight=0.01)
+    model = MFDMC(
+        40,
+        30,
+        dim=8,
+        init_std=0.3,
+        mean=3.0,
+        views=2,
+        clusters=6,
+        entropy_weight=0.01,
+        separation_weight=0.01,
+    )
     side = model.users
     # make view 0's clusters 4 and 5 unused: every entity sits near cluster 0
     with torch.no_grad():
@@ -59,7 +68,16 @@ def test_discarding_keeps_min_clusters():
 
 def test_one_cluster_per_view_degenerates_to_biases_plus_a_constant():
     """With K=1 every entity has the same representation: the model is biases + a constant."""
-    model = MFDMC(10, 8, dim=4, init_std=0.5, mean=3.0, views=2, clusters=1,
-                  entropy_weight=0.0, separation_weight=0.0)
+    model = MFDMC(
+        10,
+        8,
+        dim=4,
+        init_std=0.5,
+        mean=3.0,
+        views=2,
+        clusters=1,
+        entropy_weight=0.0,
+        separation_weight=0.0,
+    )
     reps = model.user_factors(torch.arange(10))
     torch.testing.assert_close(reps, reps[:1].expand_as(reps))
