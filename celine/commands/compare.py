@@ -40,7 +40,7 @@ def comparison_table(runs, metric_names: list[str]):
         for c in runs.columns
         if c.startswith("params.")
         and not c[len("params.") :].startswith(_NOISY_PARAMS)
-        and c[len("params.") :] not in ("seed",)
+        and c[len("params.") :] not in ("seed", "method.name", "model.name", "task.name")
         and _differs(runs, c)
     ]
     for c in sorted(param_cols):

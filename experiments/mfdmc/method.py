@@ -31,9 +31,10 @@ def _scorer(model, device: str):
     return score_all
 
 
-def _train_metrics(history: list[dict]) -> dict[str, list[tuple[int, float]]]:
+def _fit_summary(history: list[dict]) -> dict[str, float]:
     return {
-        key: [(row["epoch"], row[key]) for row in history] for key in history[0] if key != "epoch"
+        "epochs": len(history),
+        "time/epoch_s": sum(r["time/epoch_s"] for r in history) / len(history),
     }
 
 
@@ -100,7 +101,7 @@ class MFDMC:
         metrics = task.evaluate(lambda d: predict(model, d, device), _scorer(model, device))
         users_alive, items_alive = model.alive()
         metrics |= task.cluster_nmi(model.users.assignments(), model.items.assignments())
-        metrics |= {"clusters/alive": users_alive + items_alive, "epochs": run.stopped_epoch}
+        metrics |= {"clusters/alive": users_alive + items_alive} | _fit_summary(run.history)
 
         membership = _membership_table(model)
         history = pd.DataFrame(run.history)
@@ -171,7 +172,7 @@ class BiasedMF:
         model, history = self.train(ctx)
         device = ctx.hardware.device
         metrics = ctx.task.evaluate(lambda d: predict(model, d, device), _scorer(model, device))
-        metrics["epochs"] = len(history)
+        metrics |= _fit_summary(history)
         return Result(metrics=metrics, tables={"history": pd.DataFrame(history)})
 
 
@@ -189,7 +190,7 @@ class TwoStage(BiasedMF):
             km = KMeans(self.cfg.clusters, n_init=10, random_state=ctx.seed)
             labels.append([km.fit_predict(factors.detach().cpu().numpy())])
         metrics |= ctx.task.cluster_nmi(*labels)
-        metrics["epochs"] = len(history)
+        metrics |= _fit_summary(history)
         return Result(metrics=metrics, tables={"history": pd.DataFrame(history)})
 
 

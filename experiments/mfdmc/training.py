@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,7 @@ def fit(
     for epoch in range(cfg.epochs):
         if before_epoch:
             before_epoch(epoch)
+        started = time.perf_counter()
         model.train()
         order = torch.randperm(len(train), generator=gen).to(device)
         total = 0.0
@@ -76,8 +78,11 @@ def fit(
             loss.backward()
             opt.step()
             total += mse.item() * len(b)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         row = {
             "epoch": epoch + 1,
+            "time/epoch_s": time.perf_counter() - started,
             "train/rmse": (total / len(train)) ** 0.5,
             "val/rmse": rmse(predict(model, val, device), val.rating),
         }
