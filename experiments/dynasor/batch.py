@@ -1,0 +1,166 @@
+"""Batch mode: replay the chain pool under an allocation policy, over several seeds, and the
+tokens-to-accuracy curves and profiler-guided calibration built on it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from celine.experiments.dynasor.pool import ProblemPool
+from celine.experiments.dynasor.programs import (
+    CertaindexPolicy,
+    FixedBudgetPolicy,
+    LengthPolicy,
+    SelfConsistencyProgram,
+    run_to_completion,
+)
+
+
+def orders(pools: Sequence[ProblemPool], seed: int) -> list[list[int]]:
+    """One random order of each problem's chains: the draw order of seed `seed`."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(len(p.answers)).tolist() for p in pools]
+
+
+@dataclass
+class Outcome:
+    policy: str
+    setting: float  # the knob of the curve point (n, tau or a length)
+    accuracy: float  # mean over seeds
+    accuracy_se: float  # standard error over seeds
+    tokens: float  # generated tokens per problem, mean over seeds
+    chains: float  # chains per problem
+    stopped_early: float  # fraction of programs stopped at detection
+
+    def row(self) -> dict:
+        return dict(self.__dict__)
+
+
+def replay(
+    pools: Sequence[ProblemPool], make_policy: Callable[[], object], seeds: Sequence[int]
+) -> tuple[Outcome, list[list[SelfConsistencyProgram]]]:
+    """Run every problem's program under the policy for each seed; mean and s.e. over seeds."""
+    accs, toks, chains, early, runs = [], [], [], [], []
+    policy = make_policy()
+    for seed in seeds:
+        progs = [
+            run_to_completion(SelfConsistencyProgram(p, o, policy))
+            for p, o in zip(pools, orders(pools, seed), strict=True)
+        ]
+        runs.append(progs)
+        accs.append(np.mean([g.correct for g in progs]))
+        toks.append(np.mean([sum(g.tokens) for g in progs]))
+        chains.append(np.mean([g.knob for g in progs]))
+        first = getattr(policy, "detect_at", None)
+        early.append(np.mean([g.knob == first for g in progs]) if first else 0.0)
+    se = float(np.std(accs, ddof=1) / math.sqrt(len(accs))) if len(accs) > 1 else 0.0
+    out = Outcome(
+        policy.name,
+        float("nan"),
+        float(np.mean(accs)),
+        se,
+        float(np.mean(toks)),
+        float(np.mean(chains)),
+        float(np.mean(early)),
+    )
+    return out, runs
+
+
+def fixed_budget_curve(pools, cap: int, seeds) -> list[Outcome]:
+    points = []
+    for n in range(1, cap + 1):
+        out, _ = replay(pools, lambda n=n: FixedBudgetPolicy(n), seeds)
+        out.setting = float(n)
+        points.append(out)
+    return points
+
+
+def certaindex_curve(
+    pools,
+    detect_at: int,
+    cap: int,
+    thresholds: Sequence[float],
+    seeds,
+    key: str = "entropy_threshold",
+    **policy_kw,
+) -> list[Outcome]:
+    """Dynasor at each threshold of `key` (the other policy settings fixed)."""
+    points = []
+    for tau in thresholds:
+        kw = {**policy_kw, key: tau}
+        out, _ = replay(pools, lambda kw=kw: CertaindexPolicy(detect_at, cap, **kw), seeds)
+        out.setting = float(tau)
+        points.append(out)
+    return points
+
+
+def length_curve(pools, detect_at: int, cap: int, seeds, n_points: int = 8) -> list[Outcome]:
+    """Baseline-length at thresholds spread over the observed chain lengths."""
+    lengths = np.array([t for p in pools for t in p.tokens])
+    points = []
+    for q in np.linspace(0.0, 1.0, n_points):
+        limit = float(np.quantile(lengths, q))
+        out, _ = replay(pools, lambda limit=limit: LengthPolicy(detect_at, cap, limit), seeds)
+        out.setting = limit
+        points.append(out)
+    return points
+
+
+def calibrate_threshold(curve: Sequence[Outcome], baseline_accuracy: float) -> float:
+    """Profiler-guided calibration (paper App. D.2.2): the most aggressive threshold (the
+    lowest tau) whose accuracy on the calibration split is not below the baseline's. If none
+    matches the baseline, the most accurate one."""
+    lossless = [p for p in curve if p.accuracy >= baseline_accuracy - 1e-12]
+    if lossless:
+        return min(p.setting for p in lossless)
+    return max(curve, key=lambda p: (p.accuracy, p.setting)).setting
+
+
+def certaindex_signal(pools, detect_at: int, seed: int = 0) -> pd.DataFrame:
+    """Per problem: certaindex after `detect_at` chains, majority correctness, difficulty."""
+    rows = []
+    for p, o in zip(pools, orders(pools, seed), strict=True):
+        prog = SelfConsistencyProgram(p, o, FixedBudgetPolicy(detect_at))
+        run_to_completion(prog)
+        rows.append(
+            {
+                "steps": p.steps,
+                "certaindex": prog.certaindex,
+                "correct": prog.correct,
+                "pool_accuracy": float(np.mean(p.correct)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def signal_quality(frame: pd.DataFrame) -> dict[str, float]:
+    """How well certaindex separates solved from unsolved programs (AUROC), and its rank
+    correlation with difficulty (paper: Pearson/Kendall against steps-to-solve)."""
+    from scipy.stats import kendalltau
+    from sklearn.metrics import roc_auc_score
+
+    out = {"signal/kendall_vs_steps": float(kendalltau(frame.certaindex, frame.steps)[0])}
+    if frame.correct.nunique() == 2:
+        out["signal/auroc_correct"] = float(roc_auc_score(frame.correct, frame.certaindex))
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def savings_at_equal_accuracy(curve: Sequence[Outcome], baseline: Sequence[Outcome]) -> float:
+    """1 - tokens of the cheapest curve point that reaches the best baseline point's accuracy
+    / that baseline point's tokens (nan if none reaches it)."""
+    best = max(baseline, key=lambda p: (p.accuracy, -p.tokens))
+    reach = [p for p in curve if p.accuracy >= best.accuracy - 1e-12]
+    if not reach:
+        return float("nan")
+    return 1.0 - min(p.tokens for p in reach) / best.tokens
+
+
+def curve_frame(points: Sequence[Outcome], label: str | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame([p.row() for p in points])
+    if label:
+        frame["policy"] = label
+    return frame

@@ -1,0 +1,257 @@
+"""Schemas of the dynasor task and its methods, with the paper's names and defaults.
+
+Where the built-in setting (a 1.8M-parameter reasoner on the CPU) differs from the paper, the
+comment says why; conf/method/*.yaml repeats the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from celine.api import ConfigError, existing_path, in_range, one_of
+
+PROBLEM_SOURCES = ("reasoning", "gsm8k", "math")
+REWARD_AGGREGATES = ("mean", "max")  # MCTS uses the mean, Rebase the max (paper §3.1)
+PROGRAMS = ("sc",)  # a Rebase-style tree search is not built yet (see README)
+# Dynasor-CoT "saving effort" presets of the reference: (n_consistent, probe_interval)
+EFFORT_LEVELS = {
+    "mild": (8, 64),
+    "low": (5, 64),
+    "mid": (3, 64),
+    "high": (2, 64),
+    "crazy": (2, 32),
+}
+SCHEDULERS = ("dynasor", "fcfs", "gang_fifo", "gang_sjf")  # gang_sjf: ablation, no certaindex
+
+
+@dataclass
+class DynasorTaskConfig:
+    name: str = "dynasor"
+    corpus: str = "reasoning"  # reasoning (built-in) | gsm8k | math (local JSONL, data_root)
+    data_root: str | None = None
+    problem_seed: int = 7  # generator seed of the built-in problems (not the model's)
+    n_calibration_per_steps: int = 6  # calibration split, per difficulty (profiler-guided tau)
+    n_test_per_steps: int = 10  # test split, per difficulty (1..max_steps)
+    max_steps: int = 8
+    max_problems: int | None = None  # cap per split for local JSONL sets
+    pool_size: int = 16  # sampled chains stored per problem, replayed by every method
+    temperature: float = 0.8  # sampling creates the disagreement certaindex reads
+    top_p: float = 1.0
+    max_new_tokens: int = 160  # the longest 8-step chain is ~125 tokens
+    batch_size: int = 64
+    replay_seeds: int = 5  # each seed replays the pool in another random order
+
+    def __post_init__(self) -> None:
+        one_of("task.corpus", self.corpus, PROBLEM_SOURCES)
+        existing_path("task.data_root", self.data_root)
+        if self.corpus != "reasoning" and self.data_root is None:
+            raise ConfigError(
+                "task.data_root", None, f"corpus {self.corpus} needs a local JSONL path"
+            )
+        in_range("task.n_calibration_per_steps", self.n_calibration_per_steps, 1)
+        in_range("task.n_test_per_steps", self.n_test_per_steps, 1)
+        in_range("task.max_steps", self.max_steps, 1, 8)
+        in_range("task.pool_size", self.pool_size, 2)
+        in_range("task.temperature", self.temperature, 0.0)
+        in_range("task.top_p", self.top_p, 1e-6, 1.0)
+        in_range("task.max_new_tokens", self.max_new_tokens, 1)
+        in_range("task.batch_size", self.batch_size, 1)
+        in_range("task.replay_seeds", self.replay_seeds, 1)
+        if self.max_problems is not None:
+            in_range("task.max_problems", self.max_problems, 1)
+
+
+@dataclass
+class CertaindexConfig:
+    """Dynasor's thresholding allocation: detect at `detect_at`, stop if every configured
+    certaindex passes its threshold, otherwise grant the program up to `cap`."""
+
+    name: str = "certaindex"
+    program: str = "sc"  # sc: self-consistency (n sampled chains, majority vote)
+    detect_at: int = 3  # paper: Detect@5 for SC with caps 5-30; 3 of a cap of 8 here
+    cap: int = 8  # paper: caps 5-30; the pool holds 16 chains per problem
+    entropy_threshold: float | None = 0.7  # paper Table 3, SC/GSM8K and SC/MATH
+    reward_threshold: float | None = None  # paper: 0.4 (MCTS), 0.99 (Rebase/GSM8K)
+    reward_aggregate: str = "mean"
+    reward_model: str | None = None  # a local sequence-classification checkpoint; None: the
+    # reasoner's own length-normalised likelihood of the chain
+    calibrate: bool = True  # profiler-guided: pick the most aggressive lossless tau
+    calibration_grid: list[float] = field(
+        default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
+    )
+
+    def __post_init__(self) -> None:
+        _check_program(self.program)
+        in_range("method.detect_at", self.detect_at, 2)
+        in_range("method.cap", self.cap, self.detect_at)
+        if self.entropy_threshold is None and self.reward_threshold is None:
+            raise ConfigError(
+                "method.entropy_threshold", None, "set at least one certaindex threshold"
+            )
+        for key in ("entropy_threshold", "reward_threshold"):
+            value = getattr(self, key)
+            if value is not None:
+                in_range(f"method.{key}", value, 0.0, 1.0)
+        one_of("method.reward_aggregate", self.reward_aggregate, REWARD_AGGREGATES)
+        existing_path("method.reward_model", self.reward_model)
+        for i, tau in enumerate(self.calibration_grid):
+            in_range(f"method.calibration_grid[{i}]", tau, 0.0, 1.0)
+
+
+@dataclass
+class FixedBudgetConfig:
+    name: str = "fixed_budget"
+    program: str = "sc"
+    cap: int = 8  # every program gets exactly `cap` chains (baseline-even)
+
+    def __post_init__(self) -> None:
+        _check_program(self.program)
+        in_range("method.cap", self.cap, 1)
+
+
+@dataclass
+class DynasorCotConfig:
+    name: str = "dynasor_cot"
+    effort: str | None = (
+        None  # a reference preset (mild/low/mid/high/crazy) overrides the two below
+    )
+    probe_interval: int = 8  # reference: 32-64 tokens; whole chains here are 15-125 tokens
+    n_consistent: int = 3  # reference CLI default effort "mid" (3 agreeing probes)
+    probe_tokens: int = 10  # reference run.py default
+    probe_temperature: float = 0.6
+    probe_top_p: float = 0.95
+    probe_suffix: str = " \\boxed{"  # the reasoner's own answer cue; the paper's English
+    # "Oh, I suddenly got the answer ... \boxed{" is unseen text for this model
+    hesitation_words: list[str] = field(
+        default_factory=lambda: ["wait", "hold", "but", "okay", "no", "hmm"]
+    )
+    temperature: float = 0.7  # main chain (reference proxy default)
+    trials: int = 2  # chains per problem (reference harness: 10)
+    trace_step: int = 4  # probes are recorded every trace_step tokens, replayed on any
+    # multiple of it (reference harness: 32)
+    grid_intervals: list[int] = field(default_factory=lambda: [4, 8, 12, 16])
+    grid_consistent: list[int] = field(default_factory=lambda: [2, 3, 4])
+
+    def __post_init__(self) -> None:
+        if self.effort is not None:
+            one_of("method.effort", self.effort, EFFORT_LEVELS)
+            self.n_consistent, self.probe_interval = EFFORT_LEVELS[self.effort]
+        in_range("method.trace_step", self.trace_step, 1)
+        in_range("method.probe_interval", self.probe_interval, self.trace_step)
+        if self.probe_interval % self.trace_step:
+            raise ConfigError(
+                "method.probe_interval",
+                self.probe_interval,
+                f"a multiple of method.trace_step={self.trace_step}",
+            )
+        in_range("method.n_consistent", self.n_consistent, 1)
+        in_range("method.probe_tokens", self.probe_tokens, 1)
+        in_range("method.probe_temperature", self.probe_temperature, 0.0)
+        in_range("method.probe_top_p", self.probe_top_p, 1e-6, 1.0)
+        in_range("method.temperature", self.temperature, 0.0)
+        in_range("method.trials", self.trials, 1)
+        for i, v in enumerate(self.grid_intervals):
+            in_range(f"method.grid_intervals[{i}]", v, self.trace_step)
+            if v % self.trace_step:
+                raise ConfigError(
+                    f"method.grid_intervals[{i}]", v, f"a multiple of {self.trace_step}"
+                )
+        for i, v in enumerate(self.grid_consistent):
+            in_range(f"method.grid_consistent[{i}]", v, 1)
+
+
+@dataclass
+class DynasorCotSyntheticConfig:
+    """Dynasor-CoT on synthetic token-deprivation traces, at the reference harness's scale."""
+
+    name: str = "dynasor_cot_synthetic"
+    probe_interval: int = 64  # reference CLI default effort "mid" = (3, 64)
+    n_consistent: int = 3
+    n_problems: int = 200
+    trials: int = 10  # reference harness
+    trace_step: int = 32  # reference run.sh
+    max_tokens: int = 16384
+    flip_prob: float = 0.05
+    hesitation_prob: float = 0.1
+    grid_intervals: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 320])
+    grid_consistent: list[int] = field(default_factory=lambda: [2, 3, 5, 8, 10])
+    budget_step: int = 1024  # truncation baselines at 1024..max_tokens
+
+    def __post_init__(self) -> None:
+        in_range("method.trace_step", self.trace_step, 1)
+        for key in ("probe_interval", "budget_step"):
+            value = getattr(self, key)
+            if value < self.trace_step or value % self.trace_step:
+                raise ConfigError(
+                    f"method.{key}", value, f"a multiple of method.trace_step={self.trace_step}"
+                )
+        for i, v in enumerate(self.grid_intervals):
+            if v < self.trace_step or v % self.trace_step:
+                raise ConfigError(
+                    f"method.grid_intervals[{i}]", v, f"a multiple of {self.trace_step}"
+                )
+        in_range("method.n_consistent", self.n_consistent, 1)
+        in_range("method.n_problems", self.n_problems, 1)
+        in_range("method.trials", self.trials, 1)
+        in_range("method.max_tokens", self.max_tokens, self.trace_step)
+        in_range("method.flip_prob", self.flip_prob, 0.0, 1.0)
+        in_range("method.hesitation_prob", self.hesitation_prob, 0.0, 1.0)
+
+
+@dataclass
+class TruncationConfig:
+    name: str = "dynasor_truncation"
+    budget: int = 64  # tokens per chain; the answer is the truncated chain's own
+    temperature: float = 0.7
+    trials: int = 2
+
+    def __post_init__(self) -> None:
+        in_range("method.budget", self.budget, 1)
+        in_range("method.temperature", self.temperature, 0.0)
+        in_range("method.trials", self.trials, 1)
+
+
+@dataclass
+class DynasorOnlineConfig:
+    name: str = "dynasor_online"
+    schedulers: list[str] = field(default_factory=lambda: list(SCHEDULERS))
+    detect_at: int = 3
+    cap: int = 8  # paper: SC cap 20 for the rate sweeps
+    entropy_threshold: float = 0.7  # replaced by the calibrated tau when calibrate is true
+    calibrate: bool = True
+    calibration_grid: list[float] = field(
+        default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
+    )
+    n_programs: int = 160  # per arrival rate
+    trace_seeds: int = 3  # program/arrival traces averaged per rate
+    rates: list[float] = field(default_factory=list)  # programs/s; empty: auto around capacity
+    slo_scale: float = 1.0
+    slo_scales: list[float] = field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
+    )
+    base_deadline_s: float | None = None  # None: 2x an isolated fixed-budget program
+    attainment_target: float = 0.9
+    starvation_s: float | None = None  # escalate programs older than this; None: base deadline
+    max_num_seqs: int = 32
+    max_num_batched_tokens: int = 2048
+    kv_capacity_tokens: int = 16384
+    latency_batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 16, 32])
+    latency_prompt_lens: list[int] = field(default_factory=lambda: [32, 128])
+
+    def __post_init__(self) -> None:
+        for i, s in enumerate(self.schedulers):
+            one_of(f"method.schedulers[{i}]", s, SCHEDULERS)
+        in_range("method.detect_at", self.detect_at, 2)
+        in_range("method.cap", self.cap, self.detect_at)
+        in_range("method.entropy_threshold", self.entropy_threshold, 0.0, 1.0)
+        in_range("method.n_programs", self.n_programs, 1)
+        in_range("method.trace_seeds", self.trace_seeds, 1)
+        for i, r in enumerate(self.rates):
+            in_range(f"method.rates[{i}]", r, 1e-9)
+        in_range("method.slo_scale", self.slo_scale, 1e-9)
+        in_range("method.attainment_target", self.attainment_target, 0.0, 1.0)
+        in_range("method.max_num_seqs", self.max_num_seqs, 1)
+
+
+def _check_program(program: str) -> None:
+    one_of("method.program", program, PROGRAMS)

@@ -1,0 +1,385 @@
+"""The dynasor methods: certaindex (Dynasor batch mode), fixed_budget, dynasor_cot,
+dynasor_truncation and dynasor_online."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from celine.api import Result, RunContext
+from celine.experiments.dynasor import batch, plots
+from celine.experiments.dynasor.programs import CertaindexPolicy, FixedBudgetPolicy
+
+
+def _show(ctx: RunContext, title: str, table: pd.DataFrame) -> None:
+    """The headline table, printed in the run's log (and console) as well as saved."""
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        ctx.log.info("%s\n%s", title, table.to_string(index=False, float_format="%.4g"))
+
+
+def _per_difficulty(runs_by_policy: dict[str, list]) -> pd.DataFrame:
+    rows = []
+    for name, runs in runs_by_policy.items():
+        for seed_runs in runs:
+            for prog in seed_runs:
+                rows.append(
+                    {
+                        "policy": name,
+                        "steps": prog.pool.steps,
+                        "correct": prog.correct,
+                        "tokens": sum(prog.tokens),
+                        "chains": prog.knob,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    return (
+        frame.groupby(["policy", "steps"])
+        .agg(accuracy=("correct", "mean"), tokens=("tokens", "mean"), chains=("chains", "mean"))
+        .reset_index()
+    )
+
+
+def calibrate(cfg, cal, seeds, log) -> tuple[float, str, pd.DataFrame]:
+    """Profiler-guided calibration on the calibration split: the most aggressive threshold
+    that loses no accuracy against the same program at its cap. Returns (tau, key, curve)."""
+    key = "entropy_threshold" if cfg.entropy_threshold is not None else "reward_threshold"
+    configured = getattr(cfg, key)
+    fixed = {
+        k: getattr(cfg, k, None)
+        for k in ("entropy_threshold", "reward_threshold", "reward_aggregate")
+        if k != key and hasattr(cfg, k)
+    }
+    if not getattr(cfg, "calibrate", False):
+        return configured, key, pd.DataFrame()
+    base, _ = batch.replay(cal, lambda: FixedBudgetPolicy(cfg.cap), seeds)
+    curve = batch.certaindex_curve(
+        cal, cfg.detect_at, cfg.cap, cfg.calibration_grid, seeds, key=key, **fixed
+    )
+    tau = batch.calibrate_threshold(curve, base.accuracy)
+    log.info(
+        "calibrated %s = %.2f on %d calibration problems (baseline accuracy %.3f)",
+        key,
+        tau,
+        len(cal),
+        base.accuracy,
+    )
+    frame = batch.curve_frame(curve, "certaindex")
+    frame["baseline_accuracy"] = base.accuracy
+    return tau, key, frame
+
+
+class Certaindex:
+    """Dynasor batch mode on self-consistency: detect at `detect_at`, stop the programs whose
+    certaindex passes, grant the others the cap; against the fixed budget on the same chains."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        cfg, task = self.cfg, ctx.task
+        uses_reward = cfg.reward_threshold is not None
+        cal, test = task.pools(cfg.reward_model if uses_reward else None)
+        seeds = task.seeds()
+        tau, key, cal_curve = calibrate(cfg, cal, seeds, ctx.log)
+        kw = {
+            "entropy_threshold": cfg.entropy_threshold,
+            "reward_threshold": cfg.reward_threshold,
+            "reward_aggregate": cfg.reward_aggregate,
+            key: tau,
+        }
+        dyn, dyn_runs = batch.replay(
+            test, lambda: CertaindexPolicy(cfg.detect_at, cfg.cap, **kw), seeds
+        )
+        base, base_runs = batch.replay(test, lambda: FixedBudgetPolicy(cfg.cap), seeds)
+        small, _ = batch.replay(test, lambda: FixedBudgetPolicy(cfg.detect_at), seeds)
+        ctx.log.info("replaying the curves on %d test problems x %d seeds", len(test), len(seeds))
+        fixed_curve = batch.fixed_budget_curve(test, cfg.cap, seeds)
+        curve_kw = {k: v for k, v in kw.items() if k != key}
+        dyn_curve = batch.certaindex_curve(
+            test, cfg.detect_at, cfg.cap, cfg.calibration_grid, seeds, key=key, **curve_kw
+        )
+        length_curve = batch.length_curve(test, cfg.detect_at, cfg.cap, seeds)
+        signal = batch.certaindex_signal(test, cfg.detect_at, seeds[0])
+
+        savings = 1.0 - dyn.tokens / base.tokens
+        headline = pd.DataFrame(
+            [
+                {
+                    "method": f"Dynasor ({key.split('_')[0]} >= {tau:.2f} at {cfg.detect_at})",
+                    "accuracy": dyn.accuracy,
+                    "accuracy_se": dyn.accuracy_se,
+                    "tokens/problem": dyn.tokens,
+                    "chains/problem": dyn.chains,
+                    "token_savings": savings,
+                },
+                {
+                    "method": f"fixed budget ({cfg.cap} chains)",
+                    "accuracy": base.accuracy,
+                    "accuracy_se": base.accuracy_se,
+                    "tokens/problem": base.tokens,
+                    "chains/problem": base.chains,
+                    "token_savings": 0.0,
+                },
+                {
+                    "method": f"fixed budget ({cfg.detect_at} chains)",
+                    "accuracy": small.accuracy,
+                    "accuracy_se": small.accuracy_se,
+                    "tokens/problem": small.tokens,
+                    "chains/problem": small.chains,
+                    "token_savings": 1.0 - small.tokens / base.tokens,
+                },
+            ]
+        )
+        _show(
+            ctx, f"Dynasor vs fixed budget, {len(test)} test problems, {len(seeds)} seeds", headline
+        )
+        curves = pd.concat(
+            [
+                batch.curve_frame(fixed_curve, "fixed_budget"),
+                batch.curve_frame(dyn_curve, "certaindex"),
+                batch.curve_frame(length_curve, "baseline_length"),
+            ],
+            ignore_index=True,
+        )
+        fig = plots.tokens_accuracy(
+            {
+                "fixed budget (n chains)": batch.curve_frame(fixed_curve),
+                f"certaindex (tau sweep, detect@{cfg.detect_at}, cap {cfg.cap})": batch.curve_frame(
+                    dyn_curve
+                ),
+                "baseline-length": batch.curve_frame(length_curve),
+            },
+            {f"calibrated tau={tau:.2f}": (dyn.tokens, dyn.accuracy)},
+            title="Self-consistency on the tiny reasoner (test split)",
+        )
+        metrics = {
+            "test/accuracy": dyn.accuracy,
+            "test/accuracy_se": dyn.accuracy_se,
+            "test/tokens_per_problem": dyn.tokens,
+            "test/chains_per_problem": dyn.chains,
+            "test/token_savings": savings,
+            "test/stopped_early": dyn.stopped_early,
+            "baseline/accuracy": base.accuracy,
+            "baseline/accuracy_se": base.accuracy_se,
+            "baseline/tokens_per_problem": base.tokens,
+            "test/accuracy_gap": dyn.accuracy - base.accuracy,
+            "test/within_one_se": float(dyn.accuracy >= base.accuracy - base.accuracy_se),
+            "test/savings_at_equal_accuracy": batch.savings_at_equal_accuracy(
+                dyn_curve, fixed_curve
+            ),
+            "calibration/threshold": tau,
+            **batch.signal_quality(signal),
+        }
+        metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
+        tables = {
+            "headline": headline,
+            "curves": curves,
+            "per_difficulty": _per_difficulty({"certaindex": dyn_runs, "fixed_budget": base_runs}),
+            "signal": signal,
+        }
+        if not cal_curve.empty:
+            tables["calibration"] = cal_curve
+        return Result(
+            metrics=metrics,
+            tables=tables,
+            figures={"tokens_vs_accuracy": fig},
+            notes={
+                "replay": "chains are sampled once per problem (pool) and replayed in a random "
+                "order per seed; SC chains are i.i.d., so this equals fresh sampling"
+            },
+        )
+
+
+class FixedBudget:
+    """Baseline-even: the same self-consistency program with its knob fixed at `cap`."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        cfg, task = self.cfg, ctx.task
+        test = task.test_pools()
+        seeds = task.seeds()
+        out, runs = batch.replay(test, lambda: FixedBudgetPolicy(cfg.cap), seeds)
+        curve = batch.fixed_budget_curve(test, cfg.cap, seeds)
+        frame = batch.curve_frame(curve, "fixed_budget")
+        _show(ctx, f"fixed budget on {len(test)} test problems", frame)
+        fig = plots.tokens_accuracy({"fixed budget (n chains)": frame}, title="Fixed budget")
+        return Result(
+            metrics={
+                "test/accuracy": out.accuracy,
+                "test/accuracy_se": out.accuracy_se,
+                "test/tokens_per_problem": out.tokens,
+                "test/chains_per_problem": out.chains,
+            },
+            tables={"curves": frame, "per_difficulty": _per_difficulty({"fixed_budget": runs})},
+            figures={"tokens_vs_accuracy": fig},
+        )
+
+
+def _cot_full(traces):
+    from celine.experiments.dynasor.cot import CotPoint
+
+    correct = np.array([t.final == t.answer for t in traces], dtype=float)
+    return CotPoint(
+        "full_chain",
+        "to eos",
+        float(correct.mean()),
+        float(correct.std(ddof=1) / np.sqrt(len(correct))) if len(correct) > 1 else 0.0,
+        float(np.mean([t.length for t in traces])),
+        0.0,
+    )
+
+
+def _budgets(traces, step: int) -> list[int]:
+    longest = max(t.length for t in traces)
+    return list(range(step, longest + step, step))
+
+
+class DynasorCot:
+    """Dynasor-CoT on one chain per trial: probe every `probe_interval` tokens, exit on
+    `n_consistent` agreeing certain probes; against full chains and token budgets."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        cfg = self.cfg
+        traces = ctx.task.traces(cfg)
+        return _cot_compare(
+            ctx,
+            cfg,
+            traces,
+            cfg.trace_step,
+            _budgets(traces, cfg.trace_step),
+            f"Dynasor-CoT on {len(traces)} chains ({cfg.trials} per test problem)",
+        )
+
+
+def _cot_compare(ctx, cfg, traces, step, budgets, title) -> Result:
+    """Dynasor-CoT at (probe_interval, n_consistent), its grid, full chains and token budgets
+    on the same traces: the headline table, the curves and their plot."""
+    from celine.experiments.dynasor import cot
+
+    main = cot.cot_point(traces, cfg.probe_interval, cfg.n_consistent, step)
+    full = _cot_full(traces)
+    grid = [
+        cot.cot_point(traces, i, n, step) for i in cfg.grid_intervals for n in cfg.grid_consistent
+    ]
+    trunc = [cot.truncation_point(traces, b, step) for b in budgets]
+    forced = [cot.truncation_point(traces, b, step, forced=True) for b in budgets]
+    headline = pd.DataFrame(
+        [
+            {**main.row(), "token_savings": 1.0 - main.tokens / full.tokens},
+            {**full.row(), "token_savings": 0.0},
+        ]
+    )
+    _show(ctx, title, headline)
+    frames = {
+        "dynasor_cot (grid)": pd.DataFrame([p.row() for p in grid]),
+        "truncation": pd.DataFrame([p.row() for p in trunc]),
+        "budget forcing": pd.DataFrame([p.row() for p in forced]),
+    }
+    fig = plots.tokens_accuracy(
+        frames,
+        {
+            f"T={cfg.probe_interval}, N={cfg.n_consistent}": (main.tokens, main.accuracy),
+            "full chain": (full.tokens, full.accuracy),
+        },
+        title=title,
+    )
+    lossless = [p for p in grid if p.accuracy >= full.accuracy - full.accuracy_se]
+    best = min(lossless, key=lambda p: p.tokens) if lossless else None
+    metrics = {
+        "test/accuracy": main.accuracy,
+        "test/accuracy_se": main.accuracy_se,
+        "test/tokens_per_problem": main.tokens,
+        "test/probe_tokens_per_problem": main.probe_tokens,
+        "test/token_savings": 1.0 - main.tokens / full.tokens,
+        "baseline/accuracy": full.accuracy,
+        "baseline/accuracy_se": full.accuracy_se,
+        "baseline/tokens_per_problem": full.tokens,
+        "test/accuracy_gap": main.accuracy - full.accuracy,
+    }
+    if best is not None:
+        metrics["grid/best_lossless_savings"] = 1.0 - best.tokens / full.tokens
+    table = pd.concat([df.assign(curve=name) for name, df in frames.items()], ignore_index=True)
+    return Result(
+        metrics=metrics,
+        tables={"headline": headline, "curves": table},
+        figures={"cot_tokens_vs_accuracy": fig},
+        notes={"best_lossless_grid_point": best.setting if best else "none"},
+    )
+
+
+class DynasorCotSynthetic:
+    """The reference harness's offline replay (interval x N grid against truncation at
+    1024..16384 tokens) on synthetic traces with explicit self-doubt: the mechanism at the
+    paper's scale, without an LLM."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        from celine.experiments.dynasor.synthetic import synthetic_traces
+
+        cfg = self.cfg
+        traces = synthetic_traces(
+            cfg.n_problems,
+            cfg.trials,
+            step=cfg.trace_step,
+            max_tokens=cfg.max_tokens,
+            flip_prob=cfg.flip_prob,
+            hesitation_prob=cfg.hesitation_prob,
+            seed=ctx.seed,
+        )
+        budgets = list(range(cfg.budget_step, cfg.max_tokens + 1, cfg.budget_step))
+        return _cot_compare(
+            ctx,
+            cfg,
+            traces,
+            cfg.trace_step,
+            budgets,
+            f"Dynasor-CoT on {len(traces)} synthetic self-doubt traces",
+        )
+
+
+class Truncation:
+    """Baseline for Dynasor-CoT: each chain gets at most `budget` tokens and is scored by its
+    own (truncated) answer, as in the reference harness."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        from celine.experiments.dynasor import cot
+
+        cfg = self.cfg
+        traces = ctx.task.traces(cfg, probe=False)
+        point = cot.truncation_point(traces, cfg.budget, 4)
+        curve = pd.DataFrame(
+            [cot.truncation_point(traces, b, 4).row() for b in _budgets(traces, 4)]
+        )
+        _show(ctx, f"truncation at {cfg.budget} tokens", pd.DataFrame([point.row()]))
+        fig = plots.tokens_accuracy({"truncation": curve}, title="Token-budget truncation")
+        return Result(
+            metrics={
+                "test/accuracy": point.accuracy,
+                "test/accuracy_se": point.accuracy_se,
+                "test/tokens_per_problem": point.tokens,
+            },
+            tables={"curves": curve},
+            figures={"truncation_curve": fig},
+        )
+
+
+class DynasorOnline:
+    """The online comparison: see `online.run_online`."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        from celine.experiments.dynasor.online_run import run_online
+
+        return run_online(self.cfg, ctx)

@@ -1,0 +1,166 @@
+"""The dynasor task: calibration and test problems, the model, and the cached chain pools
+that every method replays (so Dynasor and its baselines see the same chains)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celine.api import RunError
+from celine.experiments.dynasor.pool import (
+    LikelihoodReward,
+    LocalRewardModel,
+    load_pool,
+    pool_key,
+    sample_pool,
+    save_pool,
+)
+
+
+class DynasorTask:
+    def __init__(self, cfg, ctx) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self._lm = None
+        self._problems = None
+
+    # -- data -------------------------------------------------------------------------------
+    def problems(self):
+        """(calibration, test) problems. Built-in: the reasoning corpus's validation and test
+        problems of the model's own corpus seed (held out from its training set), balanced per
+        difficulty. Local GSM8K/MATH: their validation and test splits."""
+        if self._problems is not None:
+            return self._problems
+        from celine.llm.corpora import load_corpus
+
+        cfg = self.cfg
+        if cfg.corpus == "reasoning":
+            model_cfg = self.ctx.model_cfg
+            trained_on_it = getattr(model_cfg, "corpus", None) == "reasoning"
+            # the tiny reasoner's own corpus (same seed): its validation/test problems are held
+            # out from its training set. Other models never saw that set: skip generating it.
+            opts = {} if trained_on_it else {"n_train": 0}
+            splits = load_corpus(
+                "reasoning",
+                seed=int(getattr(model_cfg, "seed", 0) or 0),
+                n_val_per_steps=cfg.n_calibration_per_steps,
+                n_test_per_steps=cfg.n_test_per_steps,
+                max_steps=cfg.max_steps,
+                **opts,
+            )
+        else:
+            splits = load_corpus(cfg.corpus, cfg.data_root)
+        cal, test = splits.validation_problems, splits.test_problems
+        if cfg.max_problems is not None:
+            cal, test = cal[: cfg.max_problems], test[: cfg.max_problems]
+        if not cal or not test:
+            raise RunError(
+                f"corpus {cfg.corpus}: {len(cal)} calibration and {len(test)} test problems; "
+                "both splits need problems"
+            )
+        self._problems = (cal, test)
+        return self._problems
+
+    def lm(self):
+        if self._lm is None:
+            self._lm = self.ctx.build_model()
+        return self._lm
+
+    def seeds(self) -> list[int]:
+        return [self.ctx.seed * 1000 + i for i in range(self.cfg.replay_seeds)]
+
+    # -- pools ------------------------------------------------------------------------------
+    def scorer(self, reward_model: str | None):
+        lm = self.lm()
+        if reward_model:
+            return LocalRewardModel(reward_model, device=self.ctx.hardware.device)
+        return LikelihoodReward(lm.model, lm.tokenizer)
+
+    def pools(self, reward_model: str | None = None):
+        """(calibration pools, test pools), sampled once per (model, problems, settings) and
+        cached under outputs/cache/dynasor."""
+        cal, test = self.problems()
+        return self._pool("calibration", cal, reward_model), self._pool("test", test, reward_model)
+
+    def test_pools(self, reward_model: str | None = None):
+        """The test pools alone (baselines need no calibration split)."""
+        return self._pool("test", self.problems()[1], reward_model)
+
+    def _pool(self, split: str, problems, reward_model):
+        cfg, lm = self.cfg, self.lm()
+        key = pool_key(
+            model=str(lm.path),
+            model_meta=lm.meta.get("key", ""),
+            questions=[p.question for p in problems],
+            pool_size=cfg.pool_size,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=self.ctx.seed,
+            reward=reward_model or "likelihood",
+        )
+        path = Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"pool-{split}-{key}.json"
+        if path.is_file():
+            self.ctx.log.info("reusing the %s chain pool %s", split, path.name)
+            return load_pool(path)
+        self.ctx.log.info(
+            "sampling %d chains for each of %d %s problems (T=%.2f), cached for later runs",
+            cfg.pool_size,
+            len(problems),
+            split,
+            cfg.temperature,
+        )
+        pools = sample_pool(
+            lm.model,
+            lm.tokenizer,
+            problems,
+            pool_size=cfg.pool_size,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=self.ctx.seed + (0 if split == "test" else 7919),
+            batch_size=cfg.batch_size,
+            scorer=self.scorer(reward_model),
+            log=self.ctx.log,
+        )
+        save_pool(path, pools)
+        return pools
+
+    def traces(self, method_cfg, probe: bool = True):
+        """Dynasor-CoT traces (chains with a probe every trace_step tokens) on the test
+        problems, cached like the pools."""
+        import json
+        from dataclasses import asdict
+
+        from celine.experiments.dynasor.cot import ChainTrace, collect_traces
+
+        cfg, lm = self.cfg, self.lm()
+        _, test = self.problems()
+        settings = dict(
+            trials=method_cfg.trials,
+            temperature=method_cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            step=getattr(method_cfg, "trace_step", 4),
+            probe_suffix=getattr(method_cfg, "probe_suffix", " \\boxed{"),
+            probe_tokens=getattr(method_cfg, "probe_tokens", 10) if probe else 0,
+            probe_temperature=getattr(method_cfg, "probe_temperature", 0.6),
+            probe_top_p=getattr(method_cfg, "probe_top_p", 0.95),
+            hesitation_words=list(getattr(method_cfg, "hesitation_words", [])),
+        )
+        key = pool_key(
+            model=str(lm.path), questions=[p.question for p in test], seed=self.ctx.seed, **settings
+        )
+        path = Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"cot-{key}.json"
+        if path.is_file():
+            self.ctx.log.info("reusing the CoT traces %s", path.name)
+            return [ChainTrace(**row) for row in json.loads(path.read_text())]
+        traces = collect_traces(
+            lm.model,
+            lm.tokenizer,
+            test,
+            seed=self.ctx.seed,
+            batch_size=cfg.batch_size,
+            log=self.ctx.log,
+            **settings,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps([asdict(t) for t in traces]))
+        return traces

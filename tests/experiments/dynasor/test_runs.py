@@ -1,0 +1,138 @@
+"""dynasor end to end through the runner, on a random-init tiny Llama saved as a local
+checkpoint (`model=hf`), with tiny settings: the wiring, the MLflow record, the shared pool."""
+
+import pytest
+from celine_testing import compose, run_in_process, runs_of
+
+TINY = [
+    "task=dynasor",
+    "model=hf",
+    "task.n_calibration_per_steps=1",
+    "task.n_test_per_steps=1",
+    "task.max_steps=3",
+    "task.pool_size=4",
+    "task.max_new_tokens=6",
+    "task.replay_seeds=2",
+    "task.batch_size=16",
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from celine.llm.tiny_llama import tiny_test_model
+
+    model, tok = tiny_test_model()
+    path = tmp_path_factory.mktemp("tiny_ckpt")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_certaindex_and_fixed_budget_replay_one_pool(outputs, tmp_path, checkpoint):
+    base = [*TINY, f"model.path={checkpoint}"]
+    dyn = run_in_process([*base, "method.detect_at=2", "method.cap=3"], tmp_path / "dyn")
+    fixed = run_in_process([*base, "method=fixed_budget", "method.cap=3"], tmp_path / "fix")
+    runs = runs_of(outputs, "dynasor")
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert {"test/accuracy", "test/tokens_per_problem", "test/token_savings"} <= set(dyn)
+    # the baseline run replays the very chains the Dynasor run sampled (cached pool)
+    assert fixed["test/tokens_per_problem"] == pytest.approx(dyn["baseline/tokens_per_problem"])
+    assert dyn["test/tokens_per_problem"] <= fixed["test/tokens_per_problem"] + 1e-9
+    assert len(list((outputs / "cache" / "dynasor").glob("pool-*.json"))) == 2
+    assert (tmp_path / "dyn" / "plots" / "tokens_vs_accuracy.png").is_file()
+    assert (tmp_path / "dyn" / "tables" / "headline.csv").is_file()
+    # the reward form alone (the reasoner's own likelihood), calibrated, on the same pool
+    reward = [*base, "method.detect_at=2", "method.cap=3", "method.entropy_threshold=null",
+              "method.reward_threshold=0.5"]  # fmt: skip
+    rew = run_in_process(reward, tmp_path / "rew")
+    assert 0.0 <= rew["calibration/threshold"] <= 1.0
+    assert rew["baseline/tokens_per_problem"] == pytest.approx(fixed["test/tokens_per_problem"])
+
+
+def test_local_gsm8k_jsonl_is_read_and_scored(outputs, tmp_path, checkpoint):
+    import json
+
+    root = tmp_path / "gsm8k"
+    root.mkdir()
+    rows = [
+        {
+            "question": f"Tom has {i} apples and buys 2 more. How many?",
+            "answer": f"{i}+2\n#### {i + 2}",
+        }
+        for i in range(12)
+    ]
+    (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:9]))
+    (root / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows[9:]))
+    overrides = [
+        *TINY, f"model.path={checkpoint}", "task.corpus=gsm8k", f"task.data_root={root}",
+        "method=fixed_budget", "method.cap=2",
+    ]  # fmt: skip
+    m = run_in_process(overrides, tmp_path / "run")
+    assert 0.0 <= m["test/accuracy"] <= 1.0
+
+
+def test_dynasor_cot_and_truncation_run(outputs, tmp_path, checkpoint):
+    base = [*TINY, f"model.path={checkpoint}"]
+    cot = [
+        "method=dynasor_cot", "method.trials=1", "method.trace_step=2", "method.probe_interval=2",
+        "method.probe_tokens=3", "method.grid_intervals=[2,4]", "method.grid_consistent=[2]",
+    ]  # fmt: skip
+    m = run_in_process([*base, *cot], tmp_path / "cot")
+    assert 0.0 <= m["test/accuracy"] <= 1.0 and m["test/tokens_per_problem"] > 0
+    t = run_in_process([*base, "method=dynasor_truncation", "method.budget=4"], tmp_path / "tr")
+    assert t["test/tokens_per_problem"] <= 4
+    assert (tmp_path / "cot" / "plots" / "cot_tokens_vs_accuracy.png").is_file()
+    synthetic = [
+        "task=dynasor", "method=dynasor_cot_synthetic", "method.n_problems=20",
+        "method.trials=2", "method.max_tokens=4096",
+    ]  # fmt: skip
+    s = run_in_process(synthetic, tmp_path / "syn")
+    assert s["test/token_savings"] > 0.2
+
+
+def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
+    overrides = [
+        *TINY, f"model.path={checkpoint}", "method=dynasor_online", "method.detect_at=2",
+        "method.cap=3", "method.n_programs=8", "method.rates=[5.0,50.0,500.0]", "method.trace_seeds=2",
+        "method.latency_batch_sizes=[1,2]", "method.latency_prompt_lens=[8]",
+    ]  # fmt: skip
+    m = run_in_process(overrides, tmp_path / "online")
+    for name in ("dynasor", "fcfs", "gang_fifo", "gang_sjf"):
+        assert m[f"online/sustainable_rate_{name}"] >= 0.0
+    assert m["latency/c0"] >= 0.0
+    (run,) = runs_of(outputs, "dynasor")
+    assert run.info.status == "FINISHED"
+    assert (tmp_path / "online" / "plots" / "attainment_vs_rate.png").is_file()
+    import pandas as pd
+
+    per_trace = pd.read_csv(tmp_path / "online" / "tables" / "rate_sweep_per_trace.csv")
+    assert len(per_trace) == 2 * 3 * 4  # trace seeds x rates x schedulers
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("method.cap=2", "method.cap"),  # below detect_at (3)
+        ("method.entropy_threshold=1.5", "method.entropy_threshold"),
+        ("task.corpus=gsm8k", "task.data_root"),  # a local set needs its path
+    ],
+)
+def test_bad_input_is_refused_early_naming_the_key(override, key):
+    from celine.api import ConfigError
+    from celine.validation import plan
+
+    with pytest.raises(ConfigError) as err:
+        plan(compose(["task=dynasor", override]))
+    assert err.value.key == key
+
+
+def test_dynasor_cot_effort_presets_and_grid_checks():
+    from celine.api import ConfigError
+    from celine.experiments.dynasor.config import DynasorCotConfig
+
+    mid = DynasorCotConfig(effort="mid")
+    assert (mid.n_consistent, mid.probe_interval) == (3, 64)
+    with pytest.raises(ConfigError):
+        DynasorCotConfig(effort="extreme")
+    with pytest.raises(ConfigError):
+        DynasorCotConfig(probe_interval=6, trace_step=4)
