@@ -1,0 +1,65 @@
+"""The linearized task: the corpus the model was trained on, perplexity, decoding prompts."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from celine.api import ConfigError
+
+
+class LinearizedTask:
+    def __init__(self, cfg, ctx) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self._cache: dict = {}
+
+    def corpus(self) -> tuple[str, str | None, int]:
+        model_cfg = self.ctx.model_cfg
+        if self.cfg.corpus is not None:
+            return self.cfg.corpus, self.cfg.data_root, getattr(model_cfg, "seed", 0)
+        if hasattr(model_cfg, "corpus"):
+            return model_cfg.corpus, model_cfg.data_root, model_cfg.seed
+        raise ConfigError("task.corpus", None, "name the corpus for this model", "task.corpus=code")
+
+    def streams(self, tokenizer) -> dict[str, np.ndarray]:
+        """Token streams of train/validation/test under `tokenizer`, computed once."""
+        from celine.llm.streams import encoded_splits
+
+        name, root, seed = self.corpus()
+        key = (name, root, seed, id(tokenizer))
+        if key not in self._cache:
+            cache = self.ctx.outputs_dir / "cache" / "tokens"
+            self._cache[key] = encoded_splits(name, root, seed, tokenizer, cache_dir=cache)[1]
+        return self._cache[key]
+
+    def perplexity(self, model, tokenizer, window: int) -> dict[str, float]:
+        from celine.llm.evaluate import perplexity
+
+        streams = self.streams(tokenizer)
+        window = self.cfg.window or window
+        out = {}
+        for split, prefix in (("validation", "val"), ("test", "test")):
+            ids = streams[split][: self.cfg.eval_tokens + 1]
+            res = perplexity(
+                model,
+                ids,
+                window,
+                batch_size=self.cfg.batch_size,
+                device=self.ctx.hardware.device,
+            )
+            out[f"{prefix}/perplexity"] = res.perplexity
+        return out
+
+    def prompts(self, tokenizer) -> list[torch.Tensor]:
+        """`prompts` windows of `prompt_tokens` from the test split, evenly spaced (fixed)."""
+        test = self.streams(tokenizer)["test"]
+        n, length = self.cfg.prompts, self.cfg.prompt_tokens
+        span = len(test) - length - self.cfg.new_tokens - 1
+        if span <= 0:
+            raise ConfigError("task.prompt_tokens", length, "a prompt shorter than the test split")
+        starts = np.linspace(0, span, n).astype(int)
+        device = self.ctx.hardware.device
+        return [
+            torch.as_tensor(test[s : s + length].astype(np.int64), device=device)[None]
+            for s in starts
+        ]
