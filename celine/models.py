@@ -88,3 +88,9 @@ register_model(
     config="celine.models:HFModelConfig",
     description="any local Hugging Face causal LM (model.path=/dir), offline",
 )
+register_model(
+    "small_cnn",
+    impl="celine.vision.models:small_cnn",
+    config="celine.vision.models:SmallCNNConfig",
+    description="an image classifier of celine.vision.zoo (lenet5, resnet20, vgg16_bn, ...)",
+)
