@@ -1,0 +1,128 @@
+"""Batch-1 ShiftAddLLM LUT-GEMV (Triton) vs the cuBLAS fp16 GEMV, with the bandwidth floor.
+
+    python bench/shiftadd/gemv_bench.py --out results/   # on a CUDA GPU
+
+For every shape and bit width: the LUT kernel's time (best of a few tile configurations, CUDA
+graphs), cuBLAS `F.linear` in fp16, the speed-up, GB/s counted over the packed bytes (planes +
+APoT codes), and the ideal time (bytes / measured copy bandwidth) beside each, plus a correctness
+check against the dequantized weight. Weights are random (the format, not the values, decides
+the speed). Scale layouts: "g-1" = one APoT scale set per 8 columns x N/8 rows (the Lat. layout
+of the OPT scripts and of the tiny default); "g128" = per 8 columns x 16 rows (the LLaMA
+scripts), where the kernel's row tile spans several scale rows (its slower path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+from pathlib import Path
+
+import torch
+import triton
+from triton.testing import do_bench_cudagraph
+
+from celine.kernels.lut_gemv import lut_gemv
+from celine.kernels.shiftadd_format import dequantize, encode_apot, pack_planes, packed_bytes
+
+SHAPES = [(8192, 8192), (28672, 8192)]
+CONFIGS = [  # (block_n, block_w, num_warps, lut dtype, tables on chip via tl.gather)
+    (256, 4, 4, torch.float16, False),
+    (512, 4, 8, torch.float16, False),
+    (128, 8, 4, torch.float16, True),
+    (256, 4, 4, torch.float16, True),
+    (256, 8, 8, torch.float16, True),
+    (512, 4, 8, torch.float16, True),
+]
+G128_CONFIGS = [(16, 16, 4, torch.float16, False), (16, 16, 4, torch.float16, True)]
+
+
+def bandwidth() -> tuple[float, float]:
+    """(copy, read) GB/s on 2 GiB: a device-to-device copy counted as bytes read + written, and
+    a sum reduction counted as bytes read."""
+    a = torch.empty(2**30, dtype=torch.float16, device="cuda").normal_()
+    b = torch.empty_like(a)
+    copy_ms = do_bench_cudagraph(lambda: b.copy_(a))
+    read_ms = do_bench_cudagraph(lambda: a.sum(dtype=torch.float32))
+    return 2 * a.numel() * 2 / copy_ms / 1e6, a.numel() * 2 / read_ms / 1e6
+
+
+def random_format(n, k, q, row_group, col_group=8):
+    g = torch.Generator().manual_seed(n + k + q)
+    planes = pack_planes(torch.randint(0, 2, (q, n, k), generator=g, dtype=torch.int8) * 2 - 1)
+    shape = (k // col_group, n // row_group, q, 3)
+    codes = encode_apot(
+        torch.randint(-1, 2, shape, generator=g), torch.randint(-12, -2, shape, generator=g)
+    )
+    return planes.cuda(), codes.cuda()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("."))
+    parser.add_argument("--bits", default="3,2")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = torch.cuda.get_device_name()
+    bw, read_bw = bandwidth()
+    print(f"{name}: measured copy bandwidth {bw:.0f} GB/s (read-only {read_bw:.0f} GB/s); "
+          f"torch {torch.__version__}, triton {triton.__version__}")  # fmt: skip
+    rows = []
+    for n, k in SHAPES:
+        w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
+        x = torch.randn(1, k, dtype=torch.float16, device="cuda")
+        fp16_ms = do_bench_cudagraph(lambda w16=w16, x=x: torch.nn.functional.linear(x, w16))
+        fp16_bytes = n * k * 2
+        del w16
+        cases = [(q, "g-1", n // 8, CONFIGS) for q in (int(b) for b in args.bits.split(","))]
+        if (n, k) == SHAPES[0]:
+            cases.append((3, "g128", 16, G128_CONFIGS))
+        for q, layout, row_group, configs in cases:
+            planes, codes = random_format(n, k, q, row_group)
+            nbytes = packed_bytes(n, k, q, 8, row_group)
+            best = None
+            for block_n, block_w, warps, lut_dtype, on_chip in configs:
+                fn = functools.partial(
+                    lut_gemv, x, planes, codes, 8, row_group, block_n=block_n, block_w=block_w,
+                    lut_dtype=lut_dtype, num_warps=warps, on_chip=on_chip,
+                )  # fmt: skip
+                label = (f"  {n}x{k} q={q} {layout} block_n={block_n} block_w={block_w} "
+                         f"warps={warps} lut={str(lut_dtype)[6:]} on_chip={on_chip}")  # fmt: skip
+                try:
+                    ms = do_bench_cudagraph(fn)
+                except Exception as err:  # a configuration this Triton cannot build
+                    print(f"{label}: failed ({type(err).__name__}: {str(err)[:200]})")
+                    continue
+                print(f"{label}: {ms * 1e3:.1f} us")
+                if best is None or ms < best[0]:
+                    best = (ms, fn, block_n, block_w, warps, lut_dtype, on_chip)
+            ms, fn, block_n, block_w, warps, lut_dtype, on_chip = best
+            y = fn().double()
+            ref = x.double() @ dequantize(planes, codes, 8, row_group).double().T
+            rel = float((y - ref).norm() / ref.norm())
+            rows.append({
+                "gpu": name, "N": n, "K": k, "bits": q, "scales": layout, "block_n": block_n,
+                "block_w": block_w, "num_warps": warps, "lut_dtype": str(lut_dtype)[6:],
+                "on_chip": on_chip,
+                "lut_us": ms * 1e3, "fp16_cublas_us": fp16_ms * 1e3,
+                "speedup_vs_fp16": fp16_ms / ms,
+                "packed_MB": nbytes / 1e6, "lut_GBps_packed": nbytes / ms / 1e6,
+                "pct_copy_bw": 100 * nbytes / ms / 1e6 / bw,
+                "ideal_lut_us": nbytes / bw / 1e3,
+                "fp16_GBps": fp16_bytes / fp16_ms / 1e6,
+                "ideal_fp16_us": fp16_bytes / bw / 1e3,
+                "copy_GBps": bw, "read_GBps": read_bw, "rel_err_vs_dequant": rel,
+            })  # fmt: skip
+            print(json.dumps(rows[-1]))
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "shiftadd_gemv.csv", index=False)
+    cols = ["N", "K", "bits", "scales", "lut_us", "ideal_lut_us", "fp16_cublas_us",
+            "ideal_fp16_us", "speedup_vs_fp16", "lut_GBps_packed", "pct_copy_bw",
+            "rel_err_vs_dequant"]  # fmt: skip
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+if __name__ == "__main__":
+    main()
