@@ -1,0 +1,54 @@
+"""The med_amalgamation task: K segmentation tasks with domain shift, and their evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .data import TaskData, load_tasks
+from .evaluate import examples_figure, predict, segmentation_scores
+
+
+class MedAmalgamationTask:
+    def __init__(self, cfg, ctx) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self._tasks: list[TaskData] | None = None
+
+    @property
+    def tasks(self) -> list[TaskData]:
+        if self._tasks is None:
+            self.ctx.log.info(
+                "building %d %s tasks (%dD, %d px)", len(self.cfg.tasks), self.cfg.source,
+                self.cfg.spatial_dims, self.cfg.image_size,
+            )  # fmt: skip
+            self._tasks = load_tasks(self.cfg)
+        return self._tasks
+
+    def expert_cache(self, expert_cfg) -> Path:
+        return (
+            Path(expert_cfg.cache_dir) if expert_cfg.cache_dir else self.ctx.outputs_dir / "models"
+        )
+
+    def evaluate(self, make_predictor, title: str):
+        """`make_predictor(task) -> fn(x_batch, idx) -> mask` per task: metrics, the per-task
+        table and the example figure."""
+        device = self.ctx.hardware.device
+        rows, examples = [], []
+        for task in self.tasks:
+            pred = predict(make_predictor(task), task.test_x, device)
+            scores = segmentation_scores(pred, task.test_y)
+            rows.append({"task": task.name, **scores})
+            i = int(task.test_y.flatten(1).sum(1).argmax())  # an image with foreground
+            examples.append(
+                (task.name, task.test_x[i, 0].numpy(), task.test_y[i, 0].numpy(),
+                 pred[i, 0].numpy())
+            )  # fmt: skip
+        table = pd.DataFrame(rows)
+        metrics = {}
+        for row in rows:
+            metrics[f"dice/{row['task']}"] = row["dice"]
+            metrics[f"hd95/{row['task']}"] = row["hd95"]
+        metrics["dice/mean"] = float(table["dice"].mean())
+        metrics["hd95/mean"] = float(table["hd95"].mean())
+        return metrics, table, examples_figure(examples, title)
