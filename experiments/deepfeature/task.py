@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from celine.api import ConfigError, RunContext
+from celine.vision.task import ImageTask
 
 from .mutations import mutate
 
@@ -22,39 +23,12 @@ class Pool:
     kinds: list[str]
 
 
-class DeepFeatureTask:
+class DeepFeatureTask(ImageTask):
     def __init__(self, cfg, ctx: RunContext) -> None:
-        self.cfg, self.ctx = cfg, ctx
-        self._splits = None
+        super().__init__(cfg, ctx)
         self._model = None
         self._pool = None
         self._pred: dict[str, Tensor] = {}
-
-    @property
-    def seed(self) -> int:
-        return self.ctx.seed if self.cfg.model_seed is None else self.cfg.model_seed
-
-    def splits(self):
-        if self._splits is None:
-            from celine.vision.datasets import load_images
-
-            self._splits = load_images(
-                self.cfg.data, self.cfg.data_root, seed=self.seed, size=self.cfg.size,
-                val_fraction=self.cfg.val_fraction, test_fraction=self.cfg.test_fraction,
-            )  # fmt: skip
-        return self._splits
-
-    @property
-    def num_classes(self) -> int:
-        return self.splits().num_classes
-
-    @property
-    def in_channels(self) -> int:
-        return self.splits().channels
-
-    @property
-    def size(self) -> int:
-        return self.splits().size
 
     def model(self):
         """The clean model under test (cached under outputs/models/deepfeature by config); a

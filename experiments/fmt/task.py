@@ -8,49 +8,20 @@ from dataclasses import asdict
 
 import torch
 
-from celine.api import RunContext
+from celine.api import ConfigError, RunContext
+from celine.vision.task import ImageTask
 
 from .attacks import make_trigger, poison_set, triggered_test
 
 
-class FMTTask:
+class FMTTask(ImageTask):
     def __init__(self, cfg, ctx: RunContext) -> None:
-        self.cfg, self.ctx = cfg, ctx
-        self._splits = None
+        super().__init__(cfg, ctx)
         self._model = None
 
-    @property
-    def seed(self) -> int:
-        return self.ctx.seed if self.cfg.model_seed is None else self.cfg.model_seed
-
-    # ---- data and attack -------------------------------------------------------------------
-    def splits(self):
-        if self._splits is None:
-            from celine.vision.datasets import load_images
-
-            self._splits = load_images(
-                self.cfg.data, self.cfg.data_root, seed=self.seed, size=self.cfg.size,
-                val_fraction=self.cfg.val_fraction, test_fraction=self.cfg.test_fraction,
-            )  # fmt: skip
-            from celine.api import ConfigError
-
-            if self.cfg.target >= self._splits.num_classes:
-                raise ConfigError(
-                    "task.target", self.cfg.target, f"expected < {self._splits.num_classes}"
-                )
-        return self._splits
-
-    @property
-    def num_classes(self) -> int:
-        return self.splits().num_classes
-
-    @property
-    def in_channels(self) -> int:
-        return self.splits().channels
-
-    @property
-    def size(self) -> int:
-        return self.splits().size
+    def check(self, splits) -> None:
+        if self.cfg.target >= splits.num_classes:
+            raise ConfigError("task.target", self.cfg.target, f"expected < {splits.num_classes}")
 
     def trigger(self):
         c = self.cfg

@@ -4,39 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from celine.api import ConfigError
+from celine.llm.corpus_task import CorpusTask
 
 
-class LMPretrainTask:
-    def __init__(self, cfg, ctx) -> None:
-        self.cfg, self.ctx = cfg, ctx
-        self._cache: dict = {}
-
-    def corpus(self) -> tuple[str, str | None, int]:
-        """(corpus, root, seed): the task's own choice, else the tiny model's training corpus."""
-        model_cfg = self.ctx.model_cfg
-        if self.cfg.corpus is not None:
-            return self.cfg.corpus, self.cfg.data_root, getattr(model_cfg, "seed", 0)
-        if hasattr(model_cfg, "corpus"):
-            return model_cfg.corpus, model_cfg.data_root, model_cfg.seed
-        raise ConfigError(
-            "task.corpus",
-            None,
-            "name the corpus to evaluate this model on",
-            "e.g. task.corpus=code",
-        )
-
-    def data(self, tokenizer) -> tuple:
-        """(splits, token streams per split) of the corpus under `tokenizer`, computed once."""
-        from celine.llm.streams import encoded_splits
-
-        name, root, seed = self.corpus()
-        key = (name, root, seed, id(tokenizer))
-        if key not in self._cache:
-            cache = self.ctx.outputs_dir / "cache" / "tokens"
-            self._cache[key] = encoded_splits(name, root, seed, tokenizer, cache_dir=cache)
-        return self._cache[key]
-
+class LMPretrainTask(CorpusTask):
     def unigram(self, tokenizer, smoothing: float = 1.0) -> dict[str, float]:
         """Perplexity of the smoothed unigram of the training split, on the same tokens the
         language model is scored on."""

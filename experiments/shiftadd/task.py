@@ -6,36 +6,10 @@ import numpy as np
 import torch
 
 from celine.api import ConfigError
+from celine.llm.corpus_task import CorpusTask
 
 
-class ShiftAddTask:
-    def __init__(self, cfg, ctx) -> None:
-        self.cfg, self.ctx = cfg, ctx
-        self._cache: dict = {}
-
-    def corpus(self) -> tuple[str, str | None, int]:
-        model_cfg = self.ctx.model_cfg
-        if self.cfg.corpus is not None:
-            return self.cfg.corpus, self.cfg.data_root, getattr(model_cfg, "seed", 0)
-        if hasattr(model_cfg, "corpus"):
-            return model_cfg.corpus, model_cfg.data_root, model_cfg.seed
-        raise ConfigError(
-            "task.corpus",
-            None,
-            "name the corpus to evaluate this model on",
-            "e.g. task.corpus=code",
-        )
-
-    def streams(self, tokenizer) -> dict:
-        from celine.llm.streams import encoded_splits
-
-        name, root, seed = self.corpus()
-        key = (name, root, seed, id(tokenizer))
-        if key not in self._cache:
-            cache = self.ctx.outputs_dir / "cache" / "tokens"
-            self._cache[key] = encoded_splits(name, root, seed, tokenizer, cache_dir=cache)[1]
-        return self._cache[key]
-
+class ShiftAddTask(CorpusTask):
     def window(self, lm) -> int:
         if self.cfg.window:
             return self.cfg.window
