@@ -32,8 +32,9 @@ run: install  ## the main job on built-in defaults: train and evaluate tiny_llam
 smoke: install  ## the same in seconds (smoke-size model)
 	$(BIN)/celine run task=lm_pretrain model.size=smoke
 
-test: install  ## the CPU test suite (slow, gpu and triton tests skip)
-	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; exit 0; fi; exit $$rc
+test: install  ## the CPU test suite, then the Triton kernels under the interpreter (slow and gpu tests skip)
+	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests ran"; exit 0; fi; [ $$rc -eq 0 ] || exit $$rc
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -m triton
 
 test-all: install  ## also the slow tests
 	$(BIN)/python -m pytest --run-slow

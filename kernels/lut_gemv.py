@@ -132,6 +132,27 @@ def build_luts(x: torch.Tensor, lut_dtype: torch.dtype | None = None) -> torch.T
     return luts
 
 
+def check_shapes(x: torch.Tensor, planes: torch.Tensor, col_group: int) -> int:
+    """Both GEMV kernels' input checks; returns the number of input rows M."""
+    m, k = x.shape
+    kw = planes.shape[1]
+    if k != kw * 32:
+        raise ValueError(f"x has K={k} columns but the planes hold {kw * 32}")
+    if col_group % 8:
+        raise ValueError(f"col_group={col_group} must be a multiple of 8 (one scale per byte)")
+    return m
+
+
+def launch_grid(m, n, kw, block_n, block_w, split_k, programs) -> tuple[int, int, int]:
+    """(row tiles, split-K, int32 words per split): enough programs to fill the GPU even at
+    batch 1, each split a whole number of BLOCK_W word tiles."""
+    n_tiles = triton.cdiv(n, block_n)
+    if split_k is None:
+        split_k = max(1, min(triton.cdiv(kw, block_w), triton.cdiv(programs, n_tiles * m)))
+    words_per_split = triton.cdiv(triton.cdiv(kw, split_k), block_w) * block_w
+    return n_tiles, triton.cdiv(kw, words_per_split), words_per_split
+
+
 def lut_gemv(
     x: torch.Tensor,
     planes: torch.Tensor,
@@ -147,17 +168,9 @@ def lut_gemv(
 ) -> torch.Tensor:
     """`y = x @ W.T` for `x [M, K]` and W in the packed format -> `[M, N]` in x's dtype."""
     q, kw, n = planes.shape
-    m, k = x.shape
-    if k != kw * 32:
-        raise ValueError(f"x has K={k} columns but the planes hold {kw * 32}")
-    if col_group % 8:
-        raise ValueError(f"col_group={col_group} must be a multiple of 8 (one LUT per 8 columns)")
+    m = check_shapes(x, planes, col_group)
     luts = build_luts(x, lut_dtype)
-    n_tiles = triton.cdiv(n, block_n)
-    if split_k is None:  # enough programs to fill the GPU even at batch 1
-        split_k = max(1, min(triton.cdiv(kw, block_w), triton.cdiv(4 * 132, n_tiles * m)))
-    words_per_split = triton.cdiv(triton.cdiv(kw, split_k), block_w) * block_w
-    split_k = triton.cdiv(kw, words_per_split)
+    n_tiles, split_k, words_per_split = launch_grid(m, n, kw, block_n, block_w, split_k, 4 * 132)
     y = torch.zeros(m, n, dtype=torch.float32, device=x.device)
     _lut_gemv[(n_tiles, split_k, m)](
         luts,

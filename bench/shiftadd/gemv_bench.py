@@ -1,10 +1,12 @@
-"""Batch-1 ShiftAddLLM LUT-GEMV (Triton) vs the cuBLAS fp16 GEMV, with the bandwidth floor.
+"""Batch-1 ShiftAddLLM GEMVs (Triton LUT and bit-serial) vs cuBLAS fp16, with the bandwidth floor.
 
     python bench/shiftadd/gemv_bench.py --out results/   # on a CUDA GPU
+    python bench/shiftadd/gemv_bench.py --out results/ --lut-configs best   # fewer LUT tiles
 
-For every shape and bit width: the LUT kernel's time (best of a few tile configurations, CUDA
-graphs), cuBLAS `F.linear` in fp16, the speed-up, GB/s counted over the packed bytes (planes +
-APoT codes), and the ideal time (bytes / measured copy bandwidth) beside each, plus a correctness
+For every shape and bit width: the LUT kernel's time and the bit-serial kernel's
+(`bitserial_gemv.py`, no tables) time, each the best of a small list of tile configurations
+(CUDA graphs), all in one process beside cuBLAS `F.linear` in fp16, the speed-up, GB/s counted
+over the packed bytes (planes + APoT codes), and the ideal time (bytes / measured copy bandwidth) beside each, plus a correctness
 check against the dequantized weight. Weights are random (the format, not the values, decides
 the speed). Scale layouts: "g-1" = one APoT scale set per 8 columns x N/8 rows (the Lat. layout
 of the OPT scripts and of the tiny default); "g128" = per 8 columns x 16 rows (the LLaMA
@@ -22,6 +24,7 @@ import torch
 import triton
 from triton.testing import do_bench_cudagraph
 
+from celine.kernels.bitserial_gemv import bitserial_gemv
 from celine.kernels.lut_gemv import lut_gemv
 from celine.kernels.shiftadd_format import dequantize, encode_apot, pack_planes, packed_bytes
 
@@ -35,6 +38,20 @@ CONFIGS = [  # (block_n, block_w, num_warps, lut dtype, tables on chip via tl.ga
     (512, 4, 8, torch.float16, True),
 ]
 G128_CONFIGS = [(16, 16, 4, torch.float16, False), (16, 16, 4, torch.float16, True)]
+LUT_BEST = {"g-1": CONFIGS[:2], "g128": G128_CONFIGS[:1]}  # the fastest ones measured before
+# bit-serial autotune list: (block_n, block_w, num_warps, inner bit step, programs in flight that
+# split-K aims at); rows per thread = block_n * block_w / (32 * num_warps) amortise the per-word
+# x loads and scale decodes
+BS_CONFIGS = [
+    (512, 2, 4, "select", 1056),
+    (1024, 2, 4, "select", 1056),
+    (1024, 2, 4, "signxor", 1056),
+    (1024, 2, 4, "magic", 1056),
+    (1024, 2, 4, "select", 528),
+    (512, 2, 4, "signxor", 1056),
+]  # dropped after the 2026-11-26 H200 run (3-10x slower, see h200_gemv_bitserial_sweep.csv):
+# (2048, 1, 4, "select"), (2048, 2, 8, "select"), (1024, 4, 8, "magic")
+BS_G128_CONFIGS = [(512, 2, 4, "select", 1056), (1024, 2, 4, "signxor", 1056)]
 
 
 def bandwidth() -> tuple[float, float]:
@@ -61,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--bits", default="3,2")
+    parser.add_argument("--lut-configs", choices=["all", "best"], default="all")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name()
@@ -74,10 +92,14 @@ def main() -> None:
         fp16_ms = do_bench_cudagraph(lambda w16=w16, x=x: torch.nn.functional.linear(x, w16))
         fp16_bytes = n * k * 2
         del w16
-        cases = [(q, "g-1", n // 8, CONFIGS) for q in (int(b) for b in args.bits.split(","))]
+        best_lut = args.lut_configs == "best"
+        cases = [(q, "g-1", n // 8, LUT_BEST["g-1"] if best_lut else CONFIGS, BS_CONFIGS)
+                 for q in (int(b) for b in args.bits.split(","))]  # fmt: skip
         if (n, k) == SHAPES[0]:
-            cases.append((3, "g128", 16, G128_CONFIGS))
-        for q, layout, row_group, configs in cases:
+            cases.append(
+                (3, "g128", 16, LUT_BEST["g128"] if best_lut else G128_CONFIGS, BS_G128_CONFIGS)
+            )
+        for q, layout, row_group, configs, bs_configs in cases:
             planes, codes = random_format(n, k, q, row_group)
             nbytes = packed_bytes(n, k, q, 8, row_group)
             best = None
@@ -97,9 +119,29 @@ def main() -> None:
                 if best is None or ms < best[0]:
                     best = (ms, fn, block_n, block_w, warps, lut_dtype, on_chip)
             ms, fn, block_n, block_w, warps, lut_dtype, on_chip = best
-            y = fn().double()
             ref = x.double() @ dequantize(planes, codes, 8, row_group).double().T
+            y = fn().double()
             rel = float((y - ref).norm() / ref.norm())
+            bs_best = None
+            for bs_n, bs_w, bs_warps, mode, programs in bs_configs:
+                bs_fn = functools.partial(
+                    bitserial_gemv, x, planes, codes, 8, row_group, block_n=bs_n, block_w=bs_w,
+                    num_warps=bs_warps, mode=mode, programs=programs,
+                )  # fmt: skip
+                label = (f"  {n}x{k} q={q} {layout} bitserial block_n={bs_n} block_w={bs_w} "
+                         f"warps={bs_warps} mode={mode} programs={programs}")  # fmt: skip
+                try:
+                    bs_ms = do_bench_cudagraph(bs_fn)
+                    bs_y = bs_fn().double()
+                except Exception as err:  # a configuration this Triton cannot build
+                    print(f"{label}: failed ({type(err).__name__}: {str(err)[:200]})")
+                    continue
+                bs_rel = float((bs_y - ref).norm() / ref.norm())
+                print(f"{label}: {bs_ms * 1e3:.1f} us (rel. err {bs_rel:.1e})")
+                if bs_rel > 1e-2:  # a wrong result never counts as the best
+                    continue
+                if bs_best is None or bs_ms < bs_best[0]:
+                    bs_best = (bs_ms, bs_n, bs_w, bs_warps, mode, programs, bs_rel)
             rows.append({
                 "gpu": name, "N": n, "K": k, "bits": q, "scales": layout, "block_n": block_n,
                 "block_w": block_w, "num_warps": warps, "lut_dtype": str(lut_dtype)[6:],
@@ -113,6 +155,16 @@ def main() -> None:
                 "ideal_fp16_us": fp16_bytes / bw / 1e3,
                 "copy_GBps": bw, "read_GBps": read_bw, "rel_err_vs_dequant": rel,
             })  # fmt: skip
+            if bs_best is not None:
+                bs_ms, bs_n, bs_w, bs_warps, mode, programs, bs_rel = bs_best
+                rows[-1].update({
+                    "bs_block_n": bs_n, "bs_block_w": bs_w, "bs_num_warps": bs_warps,
+                    "bs_mode": mode, "bs_programs": programs, "bitserial_us": bs_ms * 1e3,
+                    "bs_speedup_vs_fp16": fp16_ms / bs_ms,
+                    "bs_GBps_packed": nbytes / bs_ms / 1e6,
+                    "bs_pct_copy_bw": 100 * nbytes / bs_ms / 1e6 / bw,
+                    "bs_rel_err_vs_dequant": bs_rel,
+                })  # fmt: skip
             print(json.dumps(rows[-1]))
     import pandas as pd
 
@@ -122,6 +174,11 @@ def main() -> None:
             "ideal_fp16_us", "speedup_vs_fp16", "lut_GBps_packed", "pct_copy_bw",
             "rel_err_vs_dequant"]  # fmt: skip
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    bs_cols = ["N", "K", "bits", "scales", "bitserial_us", "ideal_lut_us", "fp16_cublas_us",
+               "bs_speedup_vs_fp16", "bs_GBps_packed", "bs_pct_copy_bw", "bs_rel_err_vs_dequant",
+               "bs_block_n", "bs_block_w", "bs_num_warps", "bs_mode", "bs_programs"]  # fmt: skip
+    bs_cols = [c for c in bs_cols if c in table]
+    print(table[bs_cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
 if __name__ == "__main__":
