@@ -7,11 +7,7 @@
 #     speculative vs autoregressive decoding (`celine run task=linearized ...`).
 # Carry .whl (filled by ../shared/tools/gpu-wheels). Results land in $OUT.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
-export CELINE_OUTPUTS=$PWD/outputs
+source bench/device/setup.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/card.txt
 timeout 70 python3 bench/linearized/decode_latency.py --size gpu --device cuda --steps 16 \
   --contexts 1024,2048,4096,8192,16384,32768,65536 --out $OUT 2>&1 | tail -12

@@ -3,11 +3,7 @@
 # tests, and train + evaluate the two GPU-size models through `celine run`.
 # Carry .whl (filled by ../shared/tools/gpu-wheels). Results land in $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
-export CELINE_OUTPUTS=$PWD/outputs
+source bench/device/setup.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -m pytest -q -m gpu tests/llm/test_gpu.py 2>&1 | tail -3
 for exp in tiny_llama_gpu tiny_reasoner_gpu; do

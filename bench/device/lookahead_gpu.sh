@@ -4,11 +4,7 @@
 # greedy, prompt-lookup and lookahead per (N, W, G) on code completion in ONE process.
 # Carry .whl (filled by ../shared/tools/gpu-wheels). Results land in $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
-export CELINE_OUTPUTS=$PWD/outputs
+source bench/device/setup.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 /usr/bin/time -f "train wall %e s" timeout 200 python3 -m celine run task=lm_pretrain \
   model.size=gpu hardware=cuda task.eval_tokens=20000 2>&1 | grep -v -E "it/s\]|s/it\]" | tail -3

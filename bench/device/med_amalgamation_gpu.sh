@@ -4,11 +4,7 @@
 # preset: ka2er (which trains the three 3D DynUNet experts and also scores each on its own task)
 # and the joint SwinUNETR baseline. Results land in $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
-export CELINE_OUTPUTS=$PWD/outputs
+source bench/device/setup.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 run() {  # name, seconds allowed, overrides...
   local name=$1 limit=$2; shift 2

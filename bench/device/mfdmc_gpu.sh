@@ -3,11 +3,7 @@
 # with ML-1M's shape: 6040 users x 3706 items, ~1M ratings), reporting time per epoch.
 # Carry .whl (filled by ../shared/tools/gpu-wheels). Results land in $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
-export CELINE_OUTPUTS=$PWD/outputs
+source bench/device/setup.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 ML1M="task=mfdmc task.users=6040 task.items=3706 task.density=0.0447 hardware=cuda
       method.batch_size=8192 method.epochs=30"

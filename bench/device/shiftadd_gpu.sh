@@ -5,10 +5,7 @@
 # Carry .whl (../shared/tools/gpu-wheels) and, for the perplexity table, the cached tiny_llama
 # (outputs/models/tiny_llama-code-default-*). Results land in $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site MLFLOW_DISABLE_TELEMETRY=true PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+source bench/device/setup.sh
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 python3 -m pytest -q -p no:cacheprovider -m "gpu or triton" tests/kernels 2>&1 | tail -3
 timeout 300 python3 bench/shiftadd/gemv_bench.py --out "$OUT" 2>&1 | tee "$OUT/shiftadd_gemv.log" | tail -40
