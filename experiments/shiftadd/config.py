@@ -121,6 +121,9 @@ class BCQRowwiseConfig(AllocationMixin):
         self._check_allocation()
 
 
+GEMV_KERNELS = ("triton", "cuda")
+
+
 @dataclass
 class ShiftAddLatConfig(AllocationMixin):
     """Ours (Lat.): one APoT scale set per 8 columns x row group, GPTQ error feedback."""
@@ -134,9 +137,12 @@ class ShiftAddLatConfig(AllocationMixin):
     blocksize: int = 128
     percdamp: float = 0.01
     pack: bool = True  # replace nn.Linear by ShiftAddLinear (packed planes + APoT codes)
+    gemv_kernel: str = "triton"  # CUDA decode GEMV: triton (LUT kernels) | cuda (nvcc-built)
 
     def __post_init__(self) -> None:
         in_range("method.bits", self.bits, 1, 4)
+        if self.gemv_kernel not in GEMV_KERNELS:
+            raise ConfigError("method.gemv_kernel", self.gemv_kernel, " | ".join(GEMV_KERNELS))
         _check_groupsize(self.groupsize, 8)
         in_range("method.bcq_rounds", self.bcq_rounds, 0)
         in_range("method.apot_terms", self.apot_terms, 1, 3)

@@ -88,6 +88,7 @@ class Quantize:
                     lq.packed["row_group"],
                     bias=lin.bias,
                     dtype=lin.weight.dtype,
+                    kernel=getattr(cfg, "gemv_kernel", "triton"),
                 )
             lin.weight.data.copy_(lq.dequant.to(lin.weight.dtype))
             return None

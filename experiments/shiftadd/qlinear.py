@@ -1,7 +1,10 @@
 """`ShiftAddLinear`: an nn.Linear replacement that stores packed binary planes + APoT scales.
 
-On CUDA, batches of up to `MAX_LUT_ROWS` rows (decode) run through the Triton LUT-GEMV; on the
-CPU they run through its PyTorch reference (the same table build, lookups and scaling). Longer
+On CUDA, batches of up to `MAX_LUT_ROWS` rows (decode) run through a LUT-GEMV: with
+`kernel="triton"` the 4-input-table Triton kernel when a row tile shares one scale row (the Lat.
+layout), else the paper's 8-input-table one; with `kernel="cuda"` the CUDA 4-input-table kernel
+(shared-memory tables, built by nvcc on first use, about 2x faster: bench/shiftadd). On the CPU
+they run through the PyTorch reference (the same table build, lookups and scaling). Longer
 inputs (prompt processing, perplexity windows) use the dequantized weight, which is the same
 linear map (the tests check both paths agree); it is built once from the packed format and cached.
 """
@@ -13,10 +16,14 @@ from torch import nn
 from torch.nn import functional as F
 
 MAX_LUT_ROWS = 16
+LUT4_BLOCK_N = 256  # the Triton 4-input-table kernel's row tile
 
 
 class ShiftAddLinear(nn.Module):
-    def __init__(self, planes, codes, col_group: int, row_group: int, bias=None, dtype=None):
+    def __init__(
+        self, planes, codes, col_group: int, row_group: int, bias=None, dtype=None,
+        kernel: str = "triton",
+    ):  # fmt: skip
         super().__init__()
         q, kw, n = planes.shape
         self.in_features, self.out_features, self.bits = kw * 32, n, q
@@ -26,6 +33,7 @@ class ShiftAddLinear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self.dtype = dtype or torch.float32
         self.lut_rows = MAX_LUT_ROWS  # 0 disables the LUT path (dequantized weight always)
+        self.kernel = kernel
         self._dense = None
 
     def dequantized(self) -> torch.Tensor:
@@ -44,6 +52,14 @@ class ShiftAddLinear(nn.Module):
 
     def lut_forward(self, x2d: torch.Tensor) -> torch.Tensor:
         args = (self.planes, self.codes, self.col_group, self.row_group)
+        if x2d.is_cuda and self.kernel == "cuda":
+            from celine.kernels.lut4_cuda import lut4_gemv_rows_cuda
+
+            return lut4_gemv_rows_cuda(x2d, *args)
+        if x2d.is_cuda and self.row_group % LUT4_BLOCK_N == 0:
+            from celine.kernels.lut4_gemv import lut4_gemv
+
+            return lut4_gemv(x2d, *args, block_n=LUT4_BLOCK_N)
         if x2d.is_cuda:
             from celine.kernels.lut_gemv import lut_gemv
 

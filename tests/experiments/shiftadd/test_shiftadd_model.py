@@ -100,3 +100,11 @@ def test_bad_bits_fail_early_naming_the_key(outputs, tmp_path, hf_checkpoint):
 
     with pytest.raises(ConfigError, match="method.bits"):
         run_in_process([*tiny(hf_checkpoint), "method.bits=9"], tmp_path / "r")
+
+
+def test_unknown_gemv_kernel_is_refused_naming_the_choices():
+    from celine.api import ConfigError
+    from celine.experiments.shiftadd.config import ShiftAddLatConfig
+
+    with pytest.raises(ConfigError, match="method.gemv_kernel.*triton \\| cuda"):
+        ShiftAddLatConfig(gemv_kernel="cutlass")

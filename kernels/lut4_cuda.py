@@ -1,0 +1,387 @@
+"""CUDA LUT-GEMVs with 4-input tables in shared memory, for ShiftAddLLM weights (GPU only).
+
+The same computation as `lut4_gemv.py` (the Triton kernel) over the same storage format
+(`shiftadd_format.py`), written in CUDA because Triton gives no addressable shared memory:
+tables are built once per block into shared memory and every lookup is one conflict-free shared
+load (16 fp32 entries sit in 16 distinct banks; all lanes of a warp read the same table). Compiled
+on first use with `torch.utils.cpp_extension.load_inline` (needs nvcc, so GPU machines only; the
+CPU and CI use the Triton kernel under TRITON_INTERPRET or the PyTorch reference).
+
+Two kernels, both: each thread owns 4 consecutive rows and reads their words with one 16-byte
+load per (plane, word), issued before the tables are built so HBM latency overlaps the build;
+blockIdx.y splits K into WORDS int32 words, blockIdx.z is the input row; split-K partials go out
+as one 16-byte fp32 atomic per thread into a zeroed output.
+
+- `lut4_gemv_cuda`: one 512-row tile per block, the block's APoT scales folded into its tables
+  (Q tables per column group), so the tile must lie in one row group (the Lat. layout).
+- `lut4_gemv_rows_cuda`: unscaled tables shared by every plane and row of the block; the block
+  walks `row_iters` tiles, prefetching the next tile's words into registers while it looks up the
+  current one, and applies the scales (all row groups of its columns, staged in shared memory)
+  once per (plane, 8-column block) as one FMA. Any row grouping whose scales fit 1024 floats.
+
+Measured on an H200 in `bench/shiftadd/` (experiments/shiftadd/README.md has the table).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+CUDA_SRC = r"""
+#include <torch/extension.h>
+#include <cuda_fp16.h>
+#include <ATen/cuda/CUDAContext.h>
+
+#define ALPHA_SMEM 1024  // floats of scales per block (row groups x planes x 8-column blocks)
+
+__device__ __forceinline__ float decode_apot(int code) {
+  float v = 0.f;
+  #pragma unroll
+  for (int t = 0; t < 3; ++t) {
+    int byte = (code >> (8 * t)) & 255;
+    int mag = byte & 127;
+    if (mag) {
+      float p = __int_as_float((mag - 64 + 127) << 23);
+      v += (byte >> 7) ? -p : p;
+    }
+  }
+  return v;
+}
+
+// 16 bytes of packed words, read once: no L1 allocation, and ask L2 to fetch 256-byte sectors
+__device__ __forceinline__ int4 load_words(const int* p) {
+  int4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.s32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+
+__device__ __forceinline__ void prefetch_l2(const int* p) {
+  asm volatile("prefetch.global.L2 [%0];" :: "l"(p));
+}
+
+template <int Q, int WORDS, int MINB>
+__global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
+    const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
+    float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group) {
+  __shared__ float T[Q * WORDS * 128];  // [plane][4-column group][key]
+  __shared__ float xs[WORDS * 32];
+  __shared__ float alpha[Q * WORDS * 4];  // [plane][8-column group]
+  const int m = blockIdx.z;
+  const int w0 = blockIdx.y * WORDS;
+  const int n0 = blockIdx.x * 4 * blockDim.x;
+  const int ng = n0 / row_group;
+  const int K = KW * 32;
+  const int row = n0 + 4 * threadIdx.x;
+  const bool row_ok = row < N;
+  // 1. issue this thread's weight loads first, so HBM latency overlaps the table build
+  int4 w[Q][WORDS];
+  #pragma unroll
+  for (int b = 0; b < Q; ++b) {
+    #pragma unroll
+    for (int j = 0; j < WORDS; ++j)
+      w[b][j] = (row_ok && w0 + j < KW)
+          ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
+          : make_int4(0, 0, 0, 0);
+  }
+  // 2. stage the block's activations and decoded scales
+  for (int e = threadIdx.x; e < WORDS * 32; e += blockDim.x) {
+    const int col = w0 * 32 + e;
+    xs[e] = col < K ? __half2float(x[(size_t)m * K + col]) : 0.f;
+  }
+  for (int e = threadIdx.x; e < Q * WORDS * 4; e += blockDim.x) {
+    const int b = e / (WORDS * 4), col = w0 * 32 + (e % (WORDS * 4)) * 8;
+    alpha[e] = col < K ? decode_apot(codes[((col / col_group) * NG + ng) * Q + b]) : 0.f;
+  }
+  __syncthreads();
+  // 3. the tables: T[b][g][key] = alpha * sum_t (2 bit_t(key) - 1) x[4g + t]
+  for (int e = threadIdx.x; e < Q * WORDS * 128; e += blockDim.x) {
+    const int key = e & 15, g = (e >> 4) % (WORDS * 8), b = (e >> 4) / (WORDS * 8);
+    const float* xg = xs + 4 * g;
+    const float s = ((key & 1) ? xg[0] : -xg[0]) + ((key & 2) ? xg[1] : -xg[1]) +
+                    ((key & 4) ? xg[2] : -xg[2]) + ((key & 8) ? xg[3] : -xg[3]);
+    T[e] = s * alpha[b * WORDS * 4 + g / 2];
+  }
+  __syncthreads();
+  if (!row_ok) return;
+  // 4. one conflict-free shared load per nibble
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  #pragma unroll
+  for (int b = 0; b < Q; ++b) {
+    #pragma unroll
+    for (int j = 0; j < WORDS; ++j) {
+      const float* Tj = T + (b * WORDS + j) * 128;
+      const int ws[4] = {w[b][j].x, w[b][j].y, w[b][j].z, w[b][j].w};
+      #pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const unsigned u = ws[r];
+        #pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          // byte offset of nibble i's entry (a multiply-high instead of the shift, to move it to
+          // the FMA pipe, measured slower on an H200)
+          const unsigned shifted = i == 0 ? u << 2 : u >> (4 * i - 2);
+          acc[r] += *reinterpret_cast<const float*>(
+              reinterpret_cast<const char*>(Tj + i * 16) + (shifted & 0x3C));
+        }
+      }
+    }
+  }
+  // one 16-byte vector atomic per thread (sm_90) instead of four scalar ones
+  atomicAdd(reinterpret_cast<float4*>(y + (size_t)m * N + row),
+            make_float4(acc[0], acc[1], acc[2], acc[3]));
+}
+
+// v2 ("rows"): tables without scales, shared by every plane and every row of the block, so a
+// block can walk several 512-row tiles (prefetching the next tile's words while it looks up the
+// current one) whatever the row groups; the scales of all row groups of the block's columns sit
+// in shared memory and are applied once per (plane, 8-column block) as one FMA.
+template <int Q, int WORDS, int MINB, bool HINT>
+__global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
+    const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
+    float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group, int row_iters,
+    int prefetch) {
+  __shared__ float T[WORDS * 128];  // [4-column group][key]
+  __shared__ float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
+  const int m = blockIdx.z;
+  const int w0 = blockIdx.y * WORDS;
+  const int K = KW * 32;
+  const int tile = 4 * blockDim.x;
+  const int n0 = blockIdx.x * tile * row_iters;
+  int row = n0 + 4 * threadIdx.x;
+  int4 cur[Q][WORDS];
+  #pragma unroll
+  for (int b = 0; b < Q; ++b) {
+    #pragma unroll
+    for (int j = 0; j < WORDS; ++j)
+      cur[b][j] = (row < N && w0 + j < KW)
+          ? (HINT ? load_words(planes + ((size_t)b * KW + w0 + j) * N + row)
+                  : __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row)))
+          : make_int4(0, 0, 0, 0);
+  }
+  for (int e = threadIdx.x; e < WORDS * 128; e += blockDim.x) {
+    const int key = e & 15, col = (w0 * 8 + (e >> 4)) * 4;
+    float s = 0.f;
+    if (col < K) {
+      const __half* xc = x + (size_t)m * K + col;
+      #pragma unroll
+      for (int t = 0; t < 4; ++t) s += ((key >> t) & 1) ? __half2float(xc[t]) : -__half2float(xc[t]);
+    }
+    T[e] = s;
+  }
+  const int ng0 = n0 / row_group;
+  const int ng_count = min(NG - ng0, (tile * row_iters + row_group - 1) / row_group + 1);
+  for (int e = threadIdx.x; e < ng_count * Q * WORDS * 4; e += blockDim.x) {
+    const int blk = e % (WORDS * 4), b = (e / (WORDS * 4)) % Q, g = e / (WORDS * 4 * Q);
+    const int col = w0 * 32 + blk * 8;
+    alpha[e] = col < K ? decode_apot(codes[((col / col_group) * NG + ng0 + g) * Q + b]) : 0.f;
+  }
+  __syncthreads();
+  for (int it = 0; it < row_iters; ++it, row += tile) {
+    // pull the words of the tile after next into L2 (one prefetch per 128-byte line)
+    const int far_row = row + prefetch * tile;
+    if (prefetch > 1 && it + prefetch < row_iters && far_row < N && (threadIdx.x & 7) == 0) {
+      #pragma unroll
+      for (int b = 0; b < Q; ++b) {
+        #pragma unroll
+        for (int j = 0; j < WORDS; ++j)
+          if (w0 + j < KW) prefetch_l2(planes + ((size_t)b * KW + w0 + j) * N + far_row);
+      }
+    }
+    int4 nxt[Q][WORDS];
+    const int next_row = row + tile;
+    #pragma unroll
+    for (int b = 0; b < Q; ++b) {
+      #pragma unroll
+      for (int j = 0; j < WORDS; ++j)
+        nxt[b][j] = (it + 1 < row_iters && next_row < N && w0 + j < KW)
+            ? (HINT ? load_words(planes + ((size_t)b * KW + w0 + j) * N + next_row)
+                    : __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + next_row)))
+            : make_int4(0, 0, 0, 0);
+    }
+    if (row < N) {
+      const float* a = alpha + (row / row_group - ng0) * Q * WORDS * 4;
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+      #pragma unroll
+      for (int b = 0; b < Q; ++b) {
+        #pragma unroll
+        for (int j = 0; j < WORDS; ++j) {
+          const int ws[4] = {cur[b][j].x, cur[b][j].y, cur[b][j].z, cur[b][j].w};
+          #pragma unroll
+          for (int blk = 0; blk < 4; ++blk) {  // 8-column block: two nibbles, one scale
+            const float ab = a[(b * WORDS + j) * 4 + blk];
+            const float* Tb = T + (j * 8 + 2 * blk) * 16;
+            #pragma unroll
+            for (int r = 0; r < 4; ++r) {
+              const unsigned u = ws[r];
+              const float lo = Tb[(u >> (8 * blk)) & 15];
+              const float hi = Tb[16 + ((u >> (8 * blk + 4)) & 15)];
+              acc[r] = fmaf(ab, lo + hi, acc[r]);
+            }
+          }
+        }
+      }
+      atomicAdd(reinterpret_cast<float4*>(y + (size_t)m * N + row),
+                make_float4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    #pragma unroll
+    for (int b = 0; b < Q; ++b) {
+      #pragma unroll
+      for (int j = 0; j < WORDS; ++j) cur[b][j] = nxt[b][j];
+    }
+  }
+}
+
+torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes,
+                             int64_t col_group, int64_t row_group, int64_t words, int64_t threads, int64_t min_blocks) {
+  const int M = x.size(0), q = planes.size(0), KW = planes.size(1), N = planes.size(2);
+  const int NG = codes.size(1);
+  auto y = torch::zeros({M, N}, x.options().dtype(torch::kFloat32));
+  const int block_rows = 4 * threads;
+  dim3 grid((N + block_rows - 1) / block_rows, (KW + words - 1) / words, M);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
+#define LAUNCH(QQ, MB) lut4_gemv_kernel<QQ, 4, MB><<<grid, threads, 0, stream>>>( \
+      xp, planes.data_ptr<int>(), codes.data_ptr<int>(), y.data_ptr<float>(), N, KW, NG, \
+      row_group, col_group)
+#define LAUNCH_M(QQ) do { if (min_blocks >= 8) LAUNCH(QQ, 8); else LAUNCH(QQ, 4); } while (0)
+  TORCH_CHECK(words == 4, "words must be 4");
+  if (q == 2) LAUNCH_M(2); else if (q == 3) LAUNCH_M(3); else if (q == 4) LAUNCH_M(4);
+  else TORCH_CHECK(false, "q must be 2, 3 or 4");
+#undef LAUNCH_M
+#undef LAUNCH
+  return y;
+}
+
+torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes,
+                                  int64_t col_group, int64_t row_group, int64_t words,
+                                  int64_t min_blocks, int64_t row_iters,
+                                  int64_t prefetch, bool hint) {
+  const int M = x.size(0), q = planes.size(0), KW = planes.size(1), N = planes.size(2);
+  const int NG = codes.size(1);
+  auto y = torch::zeros({M, N}, x.options().dtype(torch::kFloat32));
+  const int threads = 128, block_rows = 4 * threads * row_iters;
+  dim3 grid((N + block_rows - 1) / block_rows, (KW + words - 1) / words, M);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
+#define LAUNCH_H(QQ, WW, MB, HH) lut4_gemv_rows_kernel<QQ, WW, MB, HH><<<grid, threads, 0, stream>>>( \
+      xp, planes.data_ptr<int>(), codes.data_ptr<int>(), y.data_ptr<float>(), N, KW, NG, \
+      row_group, col_group, row_iters, prefetch)
+#define LAUNCH(QQ, WW, MB) do { if (hint) LAUNCH_H(QQ, WW, MB, true); \
+  else LAUNCH_H(QQ, WW, MB, false); } while (0)
+#define LAUNCH_W(QQ, MB) do { \
+  if (words == 2) LAUNCH(QQ, 2, MB); else TORCH_CHECK(false, "words must be 2"); } while (0)
+#define LAUNCH_M(QQ) do { if (min_blocks >= 6) LAUNCH_W(QQ, 6); else LAUNCH_W(QQ, 4); } while (0)
+  if (q == 2) LAUNCH_M(2); else if (q == 3) LAUNCH_M(3); else if (q == 4) LAUNCH_M(4);
+  else TORCH_CHECK(false, "q must be 2, 3 or 4");
+#undef LAUNCH_M
+#undef LAUNCH_W
+#undef LAUNCH
+#undef LAUNCH_H
+  return y;
+}
+"""
+
+CPP_SRC = (
+    "torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
+    "int64_t col_group, int64_t row_group, int64_t words, int64_t threads, int64_t min_blocks);"
+    "torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
+    "int64_t col_group, int64_t row_group, int64_t words, int64_t min_blocks, int64_t row_iters, "
+    "int64_t prefetch, bool hint);"
+)
+
+
+@functools.cache
+def _module():
+    from torch.utils.cpp_extension import load_inline
+
+    return load_inline(
+        name="celine_lut4_gemv",
+        cpp_sources=CPP_SRC,
+        cuda_sources=CUDA_SRC,
+        functions=["lut4_gemv_cuda", "lut4_gemv_rows_cuda"],
+        extra_cuda_cflags=["-O3", "--use_fast_math", "-gencode=arch=compute_90,code=sm_90"],
+        verbose=False,
+    )
+
+
+def lut4_gemv_cuda(
+    x: torch.Tensor,
+    planes: torch.Tensor,
+    codes: torch.Tensor,
+    col_group: int,
+    row_group: int,
+    words: int = 4,
+    threads: int = 128,
+    min_blocks: int = 8,  # blocks per SM the registers must allow: 8 (64 regs) or 4 (128)
+) -> torch.Tensor:
+    """`y = x @ W.T` for fp16 `x [M, K]` on a CUDA device -> `[M, N]` in x's dtype."""
+    q, kw, n = planes.shape
+    if not x.is_cuda:
+        raise ValueError("lut4_gemv_cuda runs on CUDA tensors only (use lut4_gemv elsewhere)")
+    if x.shape[1] != kw * 32:
+        raise ValueError(f"x has K={x.shape[1]} columns but the planes hold {kw * 32}")
+    if n % 4 or row_group % (4 * threads) and row_group < n:
+        raise ValueError(
+            f"lut4_gemv_cuda needs N ({n}) divisible by 4 and row_group ({row_group}) a multiple "
+            f"of the block's {4 * threads} rows"
+        )
+    if threads not in (32, 64, 128):
+        raise ValueError(f"threads={threads}: allowed 32, 64 or 128 (the kernel's launch bound)")
+    if col_group % 8:
+        raise ValueError(f"col_group={col_group} must be a multiple of 8")
+    y = _module().lut4_gemv_cuda(
+        x.half().contiguous(),
+        planes.contiguous(),
+        codes.contiguous(),
+        col_group,
+        row_group,
+        words,
+        threads,
+        min_blocks,
+    )
+    return y.to(x.dtype)
+
+
+def lut4_gemv_rows_cuda(
+    x: torch.Tensor,
+    planes: torch.Tensor,
+    codes: torch.Tensor,
+    col_group: int,
+    row_group: int,
+    words: int = 2,
+    min_blocks: int = 4,
+    row_iters: int = 4,
+    prefetch: int = 0,  # tiles ahead to pull into L2 (0 or 1: none)
+    hint: bool = False,  # 256-byte L2 sector loads
+) -> torch.Tensor:
+    """The "rows" variant: unscaled tables shared by all planes and rows of a block, which walks
+    `row_iters` tiles of 512 rows (prefetching the next tile's words); any row grouping whose
+    scales for one block fit in shared memory."""
+    q, kw, n = planes.shape
+    if not x.is_cuda:
+        raise ValueError("lut4_gemv_rows_cuda runs on CUDA tensors only")
+    if x.shape[1] != kw * 32 or n % 4 or row_group % 4 or col_group % 8:
+        raise ValueError(
+            f"lut4_gemv_rows_cuda needs K = 32 * words ({x.shape[1]} vs {kw * 32}), N ({n}) and "
+            f"row_group ({row_group}) divisible by 4, col_group ({col_group}) by 8"
+        )
+    groups_per_block = -(-512 * row_iters // row_group) + 1
+    if min(groups_per_block, codes.shape[1]) * q * words * 4 > 1024:
+        raise ValueError(
+            f"row_group={row_group} with row_iters={row_iters}: the block's scales do not fit "
+            "its 1024-float shared buffer; use lut4_gemv_cuda or fewer row_iters"
+        )
+    y = _module().lut4_gemv_rows_cuda(
+        x.half().contiguous(),
+        planes.contiguous(),
+        codes.contiguous(),
+        col_group,
+        row_group,
+        words,
+        min_blocks,
+        row_iters,
+        prefetch,
+        hint,
+    )
+    return y.to(x.dtype)
