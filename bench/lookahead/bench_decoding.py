@@ -1,15 +1,20 @@
 """Lookahead decoding against greedy and prompt-lookup decoding, all in ONE process, on code
-completion (held-out stdlib file prefixes). Prints and writes a table of tokens/s, compression
-ratio, speedup over greedy and exact match per (N, W, G), plus the plot of speedup and
-compression against W and N.
+completion (held-out stdlib file prefixes). Prints and writes a table of tokens/s (median and
+spread over repeats), ms per step, compression ratio, speedup over greedy and exact match per
+(N, W, G), plus the plot of speedup and compression against W and N.
 
     python bench/lookahead/bench_decoding.py --size default --device cpu --out outputs/bench/lookahead
     python bench/lookahead/bench_decoding.py --size gpu --device cuda --dtype bfloat16 --out $OUT
 
 The model is the cached tiny_llama of that size (train it first with
 `celine run task=lm_pretrain model.size=<size>`), or any local checkpoint with --model PATH.
-Speedups are ratios against greedy measured in this process (greedy runs first and last; the
-mean of the two is the reference, and both are printed so drift is visible).
+
+Fairness: every decoder gets the same prompts and budget, an untimed warm-up of its own, and
+`--repeats` timed runs with the device synchronised around each. Two greedy references run
+before AND after everything else: transformers `generate` (the issue's baseline: `speedup`) and
+a plain greedy loop through lookahead's own step code (`greedy_loop`: same cache, mask and
+compaction path; `speedup_vs_loop`), so the reader sees how much is `generate`'s overhead. The
+greedy reference speed is the median over all its timings; their spread is printed.
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ import glob
 import json
 import os
 import platform
+import statistics
 import sys
+import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from celine.experiments.lookahead import baselines
+from celine.experiments.lookahead import baselines, decoding
 from celine.experiments.lookahead.decoding import lookahead_generate
 from celine.experiments.lookahead.plots import sweep_plot
 from celine.experiments.lookahead.task import score, timed
@@ -51,6 +59,20 @@ def parse_triples(text: str) -> list[tuple[int, int, int]]:
     return [tuple(int(x) for x in t.split(",")) for t in text.split()]
 
 
+@contextmanager
+def sdpa_context(choice: str):
+    """`pinned`: SDPA limited to flash, memory-efficient and math kernels, as every decoder here
+    does by itself (`decoding.no_cudnn_attention`); `auto`: torch's own choice, cuDNN included."""
+    if choice not in ("pinned", "auto"):
+        raise SystemExit(f"--sdpa / --sdpa-probe: {choice!r} is not one of pinned, auto")
+    saved = decoding.PIN_SDPA
+    decoding.PIN_SDPA = choice == "pinned"
+    try:
+        yield
+    finally:
+        decoding.PIN_SDPA = saved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -63,6 +85,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--max-new", type=int, default=96)
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs per decoder")
     ap.add_argument("--configs", type=parse_triples, default=PAPER_CONFIGS,
                     help='"N,W,G N,W,G ..." (default: the paper\'s table)')  # fmt: skip
     ap.add_argument("--sweep-levels", default="", help="e.g. 3,5,7: add a (N, W) grid with G=W")
@@ -71,93 +94,172 @@ def main() -> None:
         "--no-prompt-pool", action="store_true", help="also run without the prompt pool"
     )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sdpa", default="auto", choices=["auto", "efficient", "math"],
-                    help="pin torch's SDPA backend for every decoder (auto: torch's choice)")  # fmt: skip
+    ap.add_argument("--sdpa", default="pinned", choices=["pinned", "auto"],
+                    help="pinned: no cuDNN attention for any decoder (what they do by "
+                         "themselves); auto: torch's own choice")  # fmt: skip
+    ap.add_argument("--sdpa-probe", default="",
+                    help="e.g. auto,pinned: first time greedy_loop and lookahead (5,7,7) under "
+                         "each, print, and run the rest under the one fastest for lookahead")  # fmt: skip
+    ap.add_argument("--profile", default="",
+                    help="N,W,G: write a torch.profiler table of greedy_loop and this config")  # fmt: skip
+    ap.add_argument("--budget-s", type=float, default=0,
+                    help="skip the remaining (costliest) configs once this many seconds have "
+                         "passed, so that the closing greedy timings still run")  # fmt: skip
     ap.add_argument("--out", default="outputs/bench/lookahead")
     args = ap.parse_args()
 
     from celine.llm.cache import load_trained
-
-    if args.sdpa != "auto":  # every decoder in this process runs under the same backend
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        backend = {"efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
-        sdpa_kernel([backend[args.sdpa], SDPBackend.MATH]).__enter__()
 
     path = args.model or find_model(args.size, args.outputs)
     model, tok = load_trained(path, device=args.device, dtype=args.dtype)
     model.eval()
     prompts = code_prompts(tok, args.prompts, args.prompt_tokens, args.seed)
     kw = dict(max_new_tokens=args.max_new, eos_token_id=tok.eos_token_id)
+    pad = tok.pad_token_id
     card = (
         torch.cuda.get_device_name()
         if args.device.startswith("cuda")
         else platform.processor() or "cpu"
     )
-    print(
-        f"model {path} on {card} ({args.dtype}), {len(prompts)} code prompts x {args.max_new} new tokens"
-    )
+    print(f"model {path} on {card} ({args.dtype}, torch {torch.__version__}), "
+          f"{len(prompts)} code prompts x {args.max_new} new tokens, {args.repeats} repeats",
+          flush=True)  # fmt: skip
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
-    def greedy_run():
-        return baselines.greedy(model, prompts, pad_token_id=tok.pad_token_id, **kw)
+    def decoder(name, n=None, w=None, g=None, pool=True):
+        if name == "greedy":
+            return partial(baselines.greedy, model, pad_token_id=pad)
+        if name == "greedy_loop":
+            return partial(baselines.greedy_loop, model)
+        if name == "prompt_lookup":
+            return partial(baselines.prompt_lookup, model, pad_token_id=pad)
+        return partial(lookahead_generate, model, level=n, window=w, guess_set_size=g,
+                       pool_from_prompt=pool, seed=args.seed)  # fmt: skip
 
-    def pl_run():
-        return baselines.prompt_lookup(model, prompts, pad_token_id=tok.pad_token_id, **kw)
+    def measure(fn, which=prompts, repeats=args.repeats):
+        """Untimed warm-up on one prompt (kernels, allocator, mask templates), then timed runs."""
+        fn(which[:1], max_new_tokens=min(32, args.max_new), eos_token_id=tok.eos_token_id)
+        runs = [timed(model, lambda: fn(which, **kw)) for _ in range(repeats)]
+        return runs[-1][0], [wall for _, wall in runs]
 
-    def la_run(n, w, g, pool=True):
-        return lookahead_generate(model, prompts, level=n, window=w, guess_set_size=g,
-                                  pool_from_prompt=pool, seed=args.seed, **kw)  # fmt: skip
+    started = time.perf_counter()
+    sdpa = args.sdpa
+    probe_lines = []
+    if args.sdpa_probe:
+        best = None
+        for choice in args.sdpa_probe.split(","):
+            with sdpa_context(choice):
+                rates = {}
+                for name, fn in [("greedy_loop", decoder("greedy_loop")),
+                                 ("lookahead 5,7,7", decoder("lookahead", 5, 7, 7))]:  # fmt: skip
+                    out, walls = measure(fn, prompts[:2], repeats=1)
+                    rates[name] = out.total_tokens / min(walls)
+            line = f"sdpa={choice}: " + ", ".join(f"{k} {v:.1f} tok/s" for k, v in rates.items())
+            print("  probe " + line, flush=True)
+            probe_lines.append(line)
+            if best is None or rates["lookahead 5,7,7"] > best[1]:
+                best = (choice, rates["lookahead 5,7,7"])
+        sdpa = best[0]
+        print(f"  running everything under sdpa={sdpa}", flush=True)
 
-    # warm-up (allocator, kernels, caches) before anything is timed
-    baselines.greedy(model, prompts[:1], max_new_tokens=8, eos_token_id=tok.eos_token_id)
-    lookahead_generate(model, prompts[:1], level=5, window=7, guess_set_size=7, max_new_tokens=8)
-
-    ref, ref_wall = timed(model, greedy_run)
-    runs = [("prompt_lookup", None, None, None, True, pl_run)]
     configs = list(args.configs)
     if args.sweep_levels:
         for n in map(int, args.sweep_levels.split(",")):
             for w in map(int, args.sweep_windows.split(",")):
                 if (n, w, w) not in configs:
                     configs.append((n, w, w))
+    # cheapest per-step work (W + G)(N - 1) first: a budget cut drops the costliest configs
+    configs.sort(key=lambda c: ((c[1] + c[2]) * (c[0] - 1), c))
+    runs = [("prompt_lookup", None, None, None, True)]
     for n, w, g in configs:
-        runs.append(("lookahead", n, w, g, True, partial(la_run, n, w, g)))
+        runs.append(("lookahead", n, w, g, True))
         if args.no_prompt_pool:
-            runs.append(("lookahead", n, w, g, False, partial(la_run, n, w, g, False)))
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+            runs.append(("lookahead", n, w, g, False))
 
-    def table_of(results, greedy_wall):
-        rows = [{"method": "greedy", **_row(score(ref, greedy_wall, ref, greedy_wall))}]
-        for name, n, w, g, pool, out, wall in results:
+    refs: dict[str, list[float]] = {"greedy": [], "greedy_loop": []}
+    ref_out: dict[str, object] = {}
+    results = []  # (name, n, w, g, pool, out, walls)
+
+    def reference(name):
+        out, walls = measure(decoder(name))
+        ref_out.setdefault(name, out)
+        refs[name] += walls
+        rates = [out.total_tokens / wl for wl in walls]
+        print(f"  {name:13s} {' '.join(f'{r:.1f}' for r in rates)} tok/s", flush=True)
+
+    def table_of():
+        greedy_wall = statistics.median(refs["greedy"])
+        loop_wall = statistics.median(refs["greedy_loop"]) if refs["greedy_loop"] else None
+        ref = ref_out["greedy"]
+        rows = []
+        entries = [("greedy", None, None, None, None, ref, refs["greedy"])]
+        if "greedy_loop" in ref_out:
+            entries.append(("greedy_loop", None, None, None, None, ref_out["greedy_loop"],
+                            refs["greedy_loop"]))  # fmt: skip
+        for name, n, w, g, pool, out, walls in entries + results:
+            wall = statistics.median(walls)
             m = score(out, wall, ref, greedy_wall)
-            rows.append({"method": name, "N": n, "W": w, "G": g, "prompt_pool": pool, **_row(m)})
+            loop_tps = ref_out["greedy_loop"].total_tokens / loop_wall if loop_wall else None
+            rows.append({
+                "method": name, "N": n, "W": w, "G": g, "prompt_pool": pool,
+                "tokens_per_s": m["decode/tokens_per_s"],
+                "tok_s_min": out.total_tokens / max(walls),
+                "tok_s_max": out.total_tokens / min(walls),
+                "ms_per_step": 1e3 * wall / max(out.total_steps, 1),
+                "tokens": out.total_tokens,
+                "steps": out.total_steps,
+                **_row(m),
+                "speedup_vs_loop": m["decode/tokens_per_s"] / loop_tps if loop_tps else None,
+            })  # fmt: skip
         return pd.DataFrame(rows)
 
-    results = []
-    for name, n, w, g, pool, fn in runs:
-        out, wall = timed(model, fn)
-        results.append((name, n, w, g, pool, out, wall))
-        print(f"  {name:13s} N={n} W={w} G={g} pool={pool}: {out.total_tokens / wall:8.1f} tok/s, "
-              f"S={out.total_tokens / out.total_steps:.2f}, x{ref_wall / wall * out.total_tokens / ref.total_tokens:.2f}",
-              flush=True)  # fmt: skip
-        # partial table after every run, so a run cut short still leaves its rows
-        table_of(results, ref_wall).to_csv(out_dir / "lookahead_bench.csv", index=False)
-    ref2, ref2_wall = timed(model, greedy_run)
-    mean_wall = (ref_wall + ref2_wall) / 2
-    print(
-        f"  greedy first {ref.total_tokens / ref_wall:.1f} tok/s, last {ref2.total_tokens / ref2_wall:.1f} tok/s"
-    )
-    table = table_of(results, mean_wall)
+    with sdpa_context(sdpa):
+        reference("greedy")
+        reference("greedy_loop")
+        skipped = []
+        for name, n, w, g, pool in runs:
+            if args.budget_s and time.perf_counter() - started > args.budget_s:
+                skipped.append((n, w, g))
+                continue
+            out, walls = measure(decoder(name, n, w, g, pool))
+            results.append((name, n, w, g, pool, out, walls))
+            wall = statistics.median(walls)
+            print(f"  {name:13s} N={n} W={w} G={g} pool={pool}: "
+                  f"{out.total_tokens / wall:8.1f} tok/s, {1e3 * wall / out.total_steps:6.2f} ms/step, "
+                  f"S={out.total_tokens / out.total_steps:.2f}", flush=True)  # fmt: skip
+            # partial table after every run, so a run cut short still leaves its rows
+            table_of().to_csv(out_dir / "lookahead_bench.csv", index=False)
+        if skipped:
+            print(f"  budget of {args.budget_s:.0f} s spent: skipped (N, W, G) {skipped}")
+        reference("greedy_loop")
+        reference("greedy")
+        if args.profile:
+            _profile(model, prompts[:1], decoder, parse_triples(args.profile)[0], kw,
+                     out_dir / "lookahead_profile.txt")  # fmt: skip
+
+    table = table_of()
     table.to_csv(out_dir / "lookahead_bench.csv", index=False)
     md = _markdown(table)
-    (out_dir / "lookahead_bench.md").write_text(f"{card}, {args.dtype}, {path}\n\n{md}\n")
+    n_ref = len(refs["greedy"]) // 2
+    greedy_rates = [ref_out["greedy"].total_tokens / w for w in refs["greedy"]]
+    loop_rates = [ref_out["greedy_loop"].total_tokens / w for w in refs["greedy_loop"]]
+    head = (f"{card}, {args.dtype}, torch {torch.__version__}, sdpa={sdpa}, {path}\n"
+            f"{len(prompts)} code prompts x {args.max_new} new tokens, {args.repeats} timed "
+            f"repeats per decoder (tokens_per_s: median; min/max beside it)\n"
+            f"greedy generate tok/s, first {greedy_rates[:n_ref]}, last {greedy_rates[n_ref:]}\n"
+            f"greedy_loop tok/s, first {loop_rates[: len(loop_rates) // 2]}, "
+            f"last {loop_rates[len(loop_rates) // 2 :]}\n"
+            + "".join(f"probe {p}\n" for p in probe_lines)
+            + (f"skipped for time: (N, W, G) {skipped}\n" if skipped else ""))  # fmt: skip
+    (out_dir / "lookahead_bench.md").write_text(f"{head}\n{md}\n")
     (out_dir / "lookahead_bench.json").write_text(json.dumps({
-        "card": card, "dtype": args.dtype, "model": str(path), "prompts": len(prompts),
-        "max_new_tokens": args.max_new, "sdpa": args.sdpa, "greedy_tok_s_first": ref.total_tokens / ref_wall,
-        "greedy_tok_s_last": ref2.total_tokens / ref2_wall,
+        "card": card, "dtype": args.dtype, "torch": torch.__version__, "model": str(path),
+        "prompts": len(prompts), "max_new_tokens": args.max_new, "repeats": args.repeats,
+        "sdpa": sdpa, "sdpa_probe": probe_lines,
+        "greedy_tok_s": greedy_rates, "greedy_loop_tok_s": loop_rates,
     }, indent=1))  # fmt: skip
-    print(md)
+    print(head + "\n" + md, flush=True)
     sweep = table[
         (table.method == "lookahead")
         & (table.W == table.G)
@@ -167,6 +269,30 @@ def main() -> None:
         fig = sweep_plot(sweep.rename(columns={"N": "level", "W": "window"}),
                          f"lookahead on {card} ({args.dtype})")  # fmt: skip
         fig.savefig(out_dir / "lookahead_sweep.png", dpi=120, bbox_inches="tight")
+
+
+def _profile(model, prompts, decoder, nwg, kw, path: Path) -> None:
+    """torch.profiler tables (by self CPU time, and by device time where there is one) of
+    greedy_loop and one lookahead config on one prompt: what a step spends where."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    parts = []
+    # no EOS: every profiled step is a decoding step (a prompt that ends at once would leave
+    # only the prefill, as the first H200 run's profile did)
+    kw = {**kw, "eos_token_id": None}
+    for label, fn in [("greedy_loop", decoder("greedy_loop")),
+                      (f"lookahead {nwg}", decoder("lookahead", *nwg))]:  # fmt: skip
+        with profile(activities=activities) as prof:
+            out = fn(prompts, **kw)
+        avg = prof.key_averages()
+        parts.append(f"== {label}: {out.total_tokens} tokens, {out.total_steps} steps ==")
+        parts.append(avg.table(sort_by="self_cpu_time_total", row_limit=25))
+        if len(activities) > 1:
+            parts.append(avg.table(sort_by="self_device_time_total", row_limit=15))
+    path.write_text("\n".join(parts))
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -183,7 +309,6 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 def _row(m: dict) -> dict:
     return {
-        "tokens_per_s": m["decode/tokens_per_s"],
         "compression_ratio": m["decode/compression_ratio"],
         "speedup": m["decode/speedup"],
         "exact_match": m["decode/exact_match"],

@@ -91,3 +91,14 @@ def prompt_lookup(
         prompt_lookup_num_tokens=prompt_lookup_num_tokens,
         max_matching_ngram_size=max_matching_ngram_size,
     )  # fmt: skip
+
+
+def greedy_loop(model, prompts, *, max_new_tokens, eos_token_id, pad_token_id=None, batch_size=1):
+    """Greedy decoding through lookahead's own step code (one token in, one out; same cache,
+    mask and compaction path), so `generate`'s overhead can be told apart from lookahead's."""
+    from celine.experiments.lookahead.decoding import lookahead_generate
+
+    return lookahead_generate(
+        model, prompts, level=2, window=1, guess_set_size=0, jacobi=True,
+        max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, batch_size=batch_size,
+    )  # fmt: skip

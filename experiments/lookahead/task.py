@@ -21,11 +21,17 @@ def _sync(model) -> None:
 
 
 def timed(model, fn: Callable[[], DecodeOutput]) -> tuple[DecodeOutput, float]:
-    _sync(model)
-    start = time.perf_counter()
-    out = fn()
-    _sync(model)
-    return out, time.perf_counter() - start
+    """Wall time of `fn()` with the device synchronised before and after. Every decoder runs
+    under the same SDPA kernels as lookahead (no cuDNN attention), so that greedy is not timed
+    under a different attention backend than the method it is compared with."""
+    from celine.experiments.lookahead.decoding import no_cudnn_attention
+
+    with no_cudnn_attention():
+        _sync(model)
+        start = time.perf_counter()
+        out = fn()
+        _sync(model)
+        return out, time.perf_counter() - start
 
 
 def score(out: DecodeOutput, wall_s: float, ref: DecodeOutput, ref_wall_s: float) -> dict:
@@ -103,8 +109,8 @@ class LookaheadTask:
             c.max_new_tokens, c.batch_size,
         )  # fmt: skip
         if c.warmup:
-            greedy(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw)
-            decode(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw)
+            timed(model, lambda: greedy(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw))
+            timed(model, lambda: decode(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw))
         n, bs = c.max_new_tokens, c.batch_size
         ref, ref_wall = timed(
             model, lambda: greedy(model, prompts, max_new_tokens=n, batch_size=bs, **kw)

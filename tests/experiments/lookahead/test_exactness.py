@@ -168,3 +168,40 @@ def test_compression_on_a_repetitive_continuation(tiny, prompts):
                             max_new_tokens=48, eos_token_id=None, pool_from_prompt=True)  # fmt: skip
     assert la.total_tokens / la.total_steps > 2.5
     assert sum(la.pool_hits) / sum(la.verify_steps) > 0.5
+
+
+def test_greedy_loop_through_lookaheads_step_code_equals_generate(tiny, prompts):
+    """The benchmark's second greedy reference (one token a step through lookahead's own mask,
+    cache and compaction code) is greedy decoding, one forward per token, batch 1 and 3."""
+    from celine.experiments.lookahead.baselines import greedy_loop
+
+    model, tok = tiny
+    ref = _greedy(model, tok, prompts, 16)
+    for batch in (1, 3):
+        out = greedy_loop(model, prompts, max_new_tokens=16, eos_token_id=tok.eos_token_id,
+                          batch_size=batch)  # fmt: skip
+        assert out.tokens == ref
+        assert out.steps == [len(t) for t in out.tokens]
+
+
+def test_decoding_keeps_cudnn_attention_out_and_restores_the_callers_choice(tiny, prompts):
+    """cuDNN attention plans per shape (every step has new shapes): the decoder pins flash,
+    memory-efficient and math while it runs, and leaves the caller's setting as it was."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from celine.experiments.lookahead import decoding
+
+    model, tok = tiny
+    seen = []
+    hook = model.register_forward_pre_hook(
+        lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+    )
+    try:
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]):
+            lookahead_generate(model, prompts[:1], level=3, window=2, guess_set_size=2,
+                               max_new_tokens=4)  # fmt: skip
+            assert torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        hook.remove()
+    assert seen and not any(seen)
+    assert decoding.PIN_SDPA
