@@ -17,7 +17,8 @@ as one 16-byte fp32 atomic per thread into a zeroed output.
 - `lut4_gemv_rows_cuda`: unscaled tables shared by every plane and row of the block; the block
   walks `row_iters` tiles, prefetching the next tile's words into registers while it looks up the
   current one, and applies the scales (all row groups of its columns, staged in shared memory)
-  once per (plane, 8-column block) as one FMA. Any row grouping whose scales fit 1024 floats.
+  once per (plane, 8-column block) as one FMA; nibble offsets come from one byte permute each.
+  Any row grouping whose scales fit 1024 floats. The faster of the two (bench/shiftadd).
 
 Measured on an H200 in `bench/shiftadd/` (experiments/shiftadd/README.md has the table).
 """
@@ -47,18 +48,6 @@ __device__ __forceinline__ float decode_apot(int code) {
     }
   }
   return v;
-}
-
-// 16 bytes of packed words, read once: no L1 allocation, and ask L2 to fetch 256-byte sectors
-__device__ __forceinline__ int4 load_words(const int* p) {
-  int4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.s32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-
-__device__ __forceinline__ void prefetch_l2(const int* p) {
-  asm volatile("prefetch.global.L2 [%0];" :: "l"(p));
 }
 
 template <int Q, int WORDS, int MINB>
@@ -133,20 +122,20 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
 }
 
 // v2 ("rows"): tables without scales, shared by every plane and every row of the block, so a
-// block can walk several 512-row tiles (prefetching the next tile's words while it looks up the
-// current one) whatever the row groups; the scales of all row groups of the block's columns sit
-// in shared memory and are applied once per (plane, 8-column block) as one FMA.
-template <int Q, int WORDS, int MINB, bool HINT>
+// block can walk several row tiles (prefetching the next tile's words into registers while it
+// looks up the current one) whatever the row groups; the scales of all row groups of the block's
+// columns sit in shared memory and are applied once per (plane, 8-column block) as one FMA.
+// Each thread owns 4 consecutive rows (one 16-byte load per plane and word); tiles of 512 rows.
+template <int Q, int WORDS, int MINB>
 __global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
     const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
-    float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group, int row_iters,
-    int prefetch) {
+    float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group, int row_iters) {
   __shared__ float T[WORDS * 128];  // [4-column group][key]
   __shared__ float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
   const int m = blockIdx.z;
   const int w0 = blockIdx.y * WORDS;
   const int K = KW * 32;
-  const int tile = 4 * blockDim.x;
+  constexpr int tile = 512;
   const int n0 = blockIdx.x * tile * row_iters;
   int row = n0 + 4 * threadIdx.x;
   int4 cur[Q][WORDS];
@@ -154,9 +143,8 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
   for (int b = 0; b < Q; ++b) {
     #pragma unroll
     for (int j = 0; j < WORDS; ++j)
-      cur[b][j] = (row < N && w0 + j < KW)
-          ? (HINT ? load_words(planes + ((size_t)b * KW + w0 + j) * N + row)
-                  : __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row)))
+      cur[b][j] = row < N && w0 + j < KW
+          ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
           : make_int4(0, 0, 0, 0);
   }
   for (int e = threadIdx.x; e < WORDS * 128; e += blockDim.x) {
@@ -178,25 +166,14 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
   }
   __syncthreads();
   for (int it = 0; it < row_iters; ++it, row += tile) {
-    // pull the words of the tile after next into L2 (one prefetch per 128-byte line)
-    const int far_row = row + prefetch * tile;
-    if (prefetch > 1 && it + prefetch < row_iters && far_row < N && (threadIdx.x & 7) == 0) {
-      #pragma unroll
-      for (int b = 0; b < Q; ++b) {
-        #pragma unroll
-        for (int j = 0; j < WORDS; ++j)
-          if (w0 + j < KW) prefetch_l2(planes + ((size_t)b * KW + w0 + j) * N + far_row);
-      }
-    }
     int4 nxt[Q][WORDS];
     const int next_row = row + tile;
     #pragma unroll
     for (int b = 0; b < Q; ++b) {
       #pragma unroll
       for (int j = 0; j < WORDS; ++j)
-        nxt[b][j] = (it + 1 < row_iters && next_row < N && w0 + j < KW)
-            ? (HINT ? load_words(planes + ((size_t)b * KW + w0 + j) * N + next_row)
-                    : __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + next_row)))
+        nxt[b][j] = it + 1 < row_iters && next_row < N && w0 + j < KW
+            ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + next_row))
             : make_int4(0, 0, 0, 0);
     }
     if (row < N) {
@@ -208,15 +185,19 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
         for (int j = 0; j < WORDS; ++j) {
           const int ws[4] = {cur[b][j].x, cur[b][j].y, cur[b][j].z, cur[b][j].w};
           #pragma unroll
-          for (int blk = 0; blk < 4; ++blk) {  // 8-column block: two nibbles, one scale
-            const float ab = a[(b * WORDS + j) * 4 + blk];
-            const float* Tb = T + (j * 8 + 2 * blk) * 16;
+          for (int r = 0; r < 4; ++r) {
+            const unsigned u = ws[r];
+            // byte offsets (x4) of the even and odd nibbles, one per byte of these two words
+            const unsigned even = (u << 2) & 0x3C3C3C3Cu, odd = (u >> 2) & 0x3C3C3C3Cu;
             #pragma unroll
-            for (int r = 0; r < 4; ++r) {
-              const unsigned u = ws[r];
-              const float lo = Tb[(u >> (8 * blk)) & 15];
-              const float hi = Tb[16 + ((u >> (8 * blk + 4)) & 15)];
-              acc[r] = fmaf(ab, lo + hi, acc[r]);
+            for (int blk = 0; blk < 4; ++blk) {  // 8-column block: two nibbles, one scale
+              const char* Tb = reinterpret_cast<const char*>(T + (j * 8 + 2 * blk) * 16);
+              // one byte permute per nibble instead of a shift and a mask per nibble
+              const unsigned lo_off = __byte_perm(even, 0, 0x4440 + blk);
+              const unsigned hi_off = __byte_perm(odd, 0, 0x4440 + blk);
+              const float lo = *reinterpret_cast<const float*>(Tb + lo_off);
+              const float hi = *reinterpret_cast<const float*>(Tb + 64 + hi_off);
+              acc[r] = fmaf(a[(b * WORDS + j) * 4 + blk], lo + hi, acc[r]);
             }
           }
         }
@@ -227,7 +208,9 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
     #pragma unroll
     for (int b = 0; b < Q; ++b) {
       #pragma unroll
-      for (int j = 0; j < WORDS; ++j) cur[b][j] = nxt[b][j];
+      for (int j = 0; j < WORDS; ++j) {
+        cur[b][j] = nxt[b][j];
+      }
     }
   }
 }
@@ -254,30 +237,27 @@ torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tenso
 }
 
 torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes,
-                                  int64_t col_group, int64_t row_group, int64_t words,
-                                  int64_t min_blocks, int64_t row_iters,
-                                  int64_t prefetch, bool hint) {
+                                  int64_t col_group, int64_t row_group, int64_t min_blocks,
+                                  int64_t row_iters, int64_t words) {
   const int M = x.size(0), q = planes.size(0), KW = planes.size(1), N = planes.size(2);
   const int NG = codes.size(1);
   auto y = torch::zeros({M, N}, x.options().dtype(torch::kFloat32));
-  const int threads = 128, block_rows = 4 * threads * row_iters;
-  dim3 grid((N + block_rows - 1) / block_rows, (KW + words - 1) / words, M);
+  const int threads = 128;
+  dim3 grid((N + 512 * row_iters - 1) / (512 * row_iters), (KW + words - 1) / words, M);
   auto stream = at::cuda::getCurrentCUDAStream();
   const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
-#define LAUNCH_H(QQ, WW, MB, HH) lut4_gemv_rows_kernel<QQ, WW, MB, HH><<<grid, threads, 0, stream>>>( \
+#define LAUNCH(QQ, WW, MB) lut4_gemv_rows_kernel<QQ, WW, MB><<<grid, threads, 0, stream>>>( \
       xp, planes.data_ptr<int>(), codes.data_ptr<int>(), y.data_ptr<float>(), N, KW, NG, \
-      row_group, col_group, row_iters, prefetch)
-#define LAUNCH(QQ, WW, MB) do { if (hint) LAUNCH_H(QQ, WW, MB, true); \
-  else LAUNCH_H(QQ, WW, MB, false); } while (0)
-#define LAUNCH_W(QQ, MB) do { \
-  if (words == 2) LAUNCH(QQ, 2, MB); else TORCH_CHECK(false, "words must be 2"); } while (0)
-#define LAUNCH_M(QQ) do { if (min_blocks >= 6) LAUNCH_W(QQ, 6); else LAUNCH_W(QQ, 4); } while (0)
+      row_group, col_group, row_iters)
+#define LAUNCH_W(QQ, MB) do { if (words == 1) LAUNCH(QQ, 1, MB); else if (words == 2) LAUNCH(QQ, 2, MB); \
+  else TORCH_CHECK(false, "words must be 1 or 2"); } while (0)
+#define LAUNCH_M(QQ) do { if (min_blocks >= 8) LAUNCH_W(QQ, 8); else if (min_blocks >= 6) LAUNCH_W(QQ, 6); \
+  else LAUNCH_W(QQ, 4); } while (0)
   if (q == 2) LAUNCH_M(2); else if (q == 3) LAUNCH_M(3); else if (q == 4) LAUNCH_M(4);
   else TORCH_CHECK(false, "q must be 2, 3 or 4");
 #undef LAUNCH_M
 #undef LAUNCH_W
 #undef LAUNCH
-#undef LAUNCH_H
   return y;
 }
 """
@@ -286,8 +266,8 @@ CPP_SRC = (
     "torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
     "int64_t col_group, int64_t row_group, int64_t words, int64_t threads, int64_t min_blocks);"
     "torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
-    "int64_t col_group, int64_t row_group, int64_t words, int64_t min_blocks, int64_t row_iters, "
-    "int64_t prefetch, bool hint);"
+    "int64_t col_group, int64_t row_group, int64_t min_blocks, int64_t row_iters, "
+    "int64_t words);"
 )
 
 
@@ -349,11 +329,9 @@ def lut4_gemv_rows_cuda(
     codes: torch.Tensor,
     col_group: int,
     row_group: int,
-    words: int = 2,
-    min_blocks: int = 4,
-    row_iters: int = 4,
-    prefetch: int = 0,  # tiles ahead to pull into L2 (0 or 1: none)
-    hint: bool = False,  # 256-byte L2 sector loads
+    min_blocks: int = 6,  # blocks per SM the registers must allow (4: 128 registers, 6: 80, 8: 64)
+    row_iters: int = 4,  # 512-row tiles a block walks
+    words: int = 2,  # int32 words (32 columns each) per block: 1 or 2
 ) -> torch.Tensor:
     """The "rows" variant: unscaled tables shared by all planes and rows of a block, which walks
     `row_iters` tiles of 512 rows (prefetching the next tile's words); any row grouping whose
@@ -378,10 +356,8 @@ def lut4_gemv_rows_cuda(
         codes.contiguous(),
         col_group,
         row_group,
-        words,
         min_blocks,
         row_iters,
-        prefetch,
-        hint,
+        words,
     )
     return y.to(x.dtype)

@@ -43,9 +43,16 @@ KERNELS = {  # name -> (function, list of keyword configurations)
     "lut4_rows_cuda": (
         lut4_gemv_rows_cuda,
         [
-            dict(words=2, min_blocks=b, row_iters=r, prefetch=p, hint=h)
-            for b, r in ((4, 4), (4, 8), (6, 4))
-            for p, h in ((0, False), (0, True), (2, False), (2, True))
+            dict(min_blocks=b, row_iters=i, words=w)
+            for b, i, w in (
+                (6, 4, 2),
+                (4, 4, 2),
+                (6, 2, 2),
+                (6, 1, 2),
+                (6, 4, 1),
+                (8, 2, 1),
+                (8, 4, 1),
+            )
         ],
     ),
 }

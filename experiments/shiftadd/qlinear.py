@@ -3,7 +3,7 @@
 On CUDA, batches of up to `MAX_LUT_ROWS` rows (decode) run through a LUT-GEMV: with
 `kernel="triton"` the 4-input-table Triton kernel when a row tile shares one scale row (the Lat.
 layout), else the paper's 8-input-table one; with `kernel="cuda"` the CUDA 4-input-table kernel
-(shared-memory tables, built by nvcc on first use, about 2x faster: bench/shiftadd). On the CPU
+(shared-memory tables, built by nvcc on first use, 2-3x faster: bench/shiftadd). On the CPU
 they run through the PyTorch reference (the same table build, lookups and scaling). Longer
 inputs (prompt processing, perplexity windows) use the dequantized weight, which is the same
 linear map (the tests check both paths agree); it is built once from the packed format and cached.

@@ -81,9 +81,9 @@ def test_cuda_lut4_rows_equals_dense_matmul(q, shape, row_iters):
 
     m, n, k, rg = shape
     x, planes, codes, w, _ = random_format(m, n, k, q, 8, rg, seed=q * n + k)
-    for prefetch, hint in ((0, False), (2, True)):
+    for words, min_blocks in ((2, 6), (1, 4)):
         y = lut4_gemv_rows_cuda(
             x.half().cuda(), planes.cuda(), codes.cuda(), 8, rg,
-            row_iters=row_iters, prefetch=prefetch, hint=hint,
+            row_iters=row_iters, words=words, min_blocks=min_blocks,
         )  # fmt: skip
         assert _rel_err(y, x.half().float(), w) < 2e-3
