@@ -2,7 +2,8 @@
 
 A backdoored classifier (BadNets, Blend, WaNet or SIG poisoning) is defended by attacking each
 feature map, pruning the maps whose attack hurts accuracy most, and fine-tuning on clean data;
-baselines: no defence, fine-tuning alone, random pruning, Fine-Pruning.
+baselines: no defence, fine-tuning alone, random pruning, Fine-Pruning, Neural Attention
+Distillation.
 """
 
 from celine.api import MetricSpec, register_method, register_task
@@ -33,6 +34,7 @@ register_task(
         "fmt_random_prune",
         "fmt_fine_pruning",
         "fmt_oracle",
+        "fmt_nad",
     ],
     description="backdoor defence by feature map testing: detect, prune, fine-tune",
     primary_metric="asr",
@@ -77,5 +79,12 @@ register_method(
     impl=f"{_ROOM}.method:Oracle",
     config=f"{_ROOM}.config:OracleConfig",
     description="upper bound: prune the maps the real trigger changes most, then fine-tune",
+    models=["small_cnn"],
+)
+register_method(
+    "fmt_nad",
+    impl=f"{_ROOM}.method:NAD",
+    config=f"{_ROOM}.config:NADConfig",
+    description="baseline: Neural Attention Distillation from a fine-tuned teacher",
     models=["small_cnn"],
 )

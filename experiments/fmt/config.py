@@ -71,7 +71,7 @@ class FineTuneConfig:
     """Fine-tuning on the clean subset, shared by every defence (FMP's recipe: SGD 0.01,
     momentum 0.9, wd 5e-4, cosine to eta_min 1e-4; BackdoorBench FT: 100 epochs, batch 256)."""
 
-    finetune_epochs: int = 20
+    finetune_epochs: int = 60
     finetune_lr: float = 0.01
     finetune_momentum: float = 0.9
     finetune_weight_decay: float = 5e-4
@@ -96,8 +96,8 @@ class FMTConfig(FineTuneConfig):
     alpha: float = 0.05  # step size (and the random start's amplitude for random_start=sign)
     steps: int = 5  # 1 = FMP's FGSM script; pgd-feature.py iterates
     random_start: str = "sign"  # sign (FMP) | uniform | none
-    attack_samples: int = 256  # clean images attacked per map (FMP: one batch, 32 .. 1024)
-    prune_ratio: float | None = 0.25  # per layer; None = the paper's N // 64 rule
+    attack_samples: int = 64  # clean images attacked per map (FMP: one batch, 32 .. 1024)
+    prune_ratio: float | None = 0.125  # per layer; None = the paper's N // 64 rule
     selection: str = "lowest"  # lowest (fgsm-feature.py) | kmeans (pgd-feature.py minority)
     score: str = "accuracy"  # accuracy (FMP) | mode_share (share of the most common prediction)
 
@@ -132,7 +132,7 @@ class RandomPruneConfig(FineTuneConfig):
     """The same number of maps per layer as FMT, chosen at random, then the same fine-tuning."""
 
     name: str = "fmt_random_prune"
-    prune_ratio: float | None = 0.25
+    prune_ratio: float | None = 0.125
 
     def __post_init__(self) -> None:
         self._check_finetune()
@@ -155,6 +155,27 @@ class FinePruningConfig(FineTuneConfig):
         self._check_finetune()
         in_range("method.max_ratio", self.max_ratio, 0.0, 1.0)
         in_range("method.acc_drop", self.acc_drop, 0.0, 1.0)
+
+
+@dataclass
+class NADConfig(FineTuneConfig):
+    """Neural Attention Distillation (Li et al. 2021) with BackdoorBench's defaults: a teacher
+    fine-tuned for `te_epochs`, then the backdoored model trained for `finetune_epochs` with
+    cross-entropy + beta_k * attention MSE on the last three stages (beta1 the earliest)."""
+
+    name: str = "fmt_nad"
+    te_epochs: int = 10
+    beta1: float = 500.0
+    beta2: float = 1000.0
+    beta3: float = 1000.0
+    p: float = 2.0
+
+    def __post_init__(self) -> None:
+        self._check_finetune()
+        in_range("method.te_epochs", self.te_epochs, 0)
+        for key in ("beta1", "beta2", "beta3"):
+            in_range(f"method.{key}", getattr(self, key), 0.0)
+        in_range("method.p", self.p, 1e-3)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The defences of the fmt task: FMT itself and its baselines (none, fine-tuning alone, random
-pruning + fine-tuning, Fine-Pruning). Each one starts from the same cached backdoored model,
-chooses maps to prune (FMT: by its feature-map attack score), prunes them and fine-tunes on the
-clean subset; every stage is measured (clean accuracy, ASR, RA)."""
+pruning + fine-tuning, Fine-Pruning, Neural Attention Distillation). Each one starts from the same
+cached backdoored model, chooses maps to prune (FMT: by its feature-map attack score), prunes them
+and fine-tunes (NAD: distils) on the clean subset; every stage is measured (clean acc, ASR, RA)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .defense import (
     mean_activation,
     random_per_layer,
 )
+from .nad import nad
 from .plots import stage_bars
 
 
@@ -34,6 +35,17 @@ class _Defense:
 
     def choose(self, ctx: RunContext, model, clean) -> tuple[dict[str, list[int]], dict]:
         return {}, {}
+
+    def train_clean(self, ctx: RunContext, model, clean) -> None:
+        """The last stage: fine-tuning on the clean subset (NAD replaces it by distillation)."""
+        cfg = self.cfg
+        fine_tune(
+            model, clean.x, clean.y, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
+            momentum=cfg.finetune_momentum, weight_decay=cfg.finetune_weight_decay,
+            batch_size=cfg.finetune_batch_size, eta_min=cfg.finetune_eta_min, seed=ctx.seed,
+            device=ctx.hardware.device,
+            log=lambda e, loss: ctx.log_metrics({"finetune/loss": loss}, step=e),
+        )  # fmt: skip
 
     def run(self, ctx: RunContext) -> Result:
         task, cfg = ctx.task, self.cfg
@@ -53,13 +65,7 @@ class _Defense:
             stages["pruned"] = task.evaluate(model)
             ctx.log.info("pruned %d maps: %s", _count(plan), _fmt(stages["pruned"]))
         if self.finetunes:
-            fine_tune(
-                model, clean.x, clean.y, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr,
-                momentum=cfg.finetune_momentum, weight_decay=cfg.finetune_weight_decay,
-                batch_size=cfg.finetune_batch_size, eta_min=cfg.finetune_eta_min, seed=ctx.seed,
-                device=ctx.hardware.device,
-                log=lambda e, loss: ctx.log_metrics({"finetune/loss": loss}, step=e),
-            )  # fmt: skip
+            self.train_clean(ctx, model, clean)
             stages["fine-tuned"] = task.evaluate(model)
             ctx.log.info("after fine-tuning on %d clean images: %s", len(clean), _fmt(stages["fine-tuned"]))  # fmt: skip
         final = stages[list(stages)[-1]]
@@ -171,6 +177,28 @@ def _count(plan) -> int:
 
 def _fmt(m: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.3f}" for k, v in m.items())
+
+
+class NAD(_Defense):
+    """Neural Attention Distillation: no pruning; the fine-tuning stage is replaced by attention
+    distillation from a fine-tuned copy (the teacher) of the backdoored model."""
+
+    prunes = False
+
+    def train_clean(self, ctx, model, clean) -> None:
+        cfg = self.cfg
+        kwargs = dict(
+            epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, momentum=cfg.finetune_momentum,
+            weight_decay=cfg.finetune_weight_decay, batch_size=cfg.finetune_batch_size,
+            eta_min=cfg.finetune_eta_min,
+        )  # fmt: skip
+        _, layers = nad(
+            model, clean.x, clean.y, betas=(cfg.beta1, cfg.beta2, cfg.beta3), p=cfg.p,
+            teacher_epochs=cfg.te_epochs, fine_tune=fine_tune, finetune_kwargs=kwargs,
+            seed=ctx.seed, device=ctx.hardware.device,
+            log=lambda e, loss: ctx.log_metrics({"nad/loss": loss}, step=e),
+        )  # fmt: skip
+        ctx.log.info("NAD distilled the attention of %s", ", ".join(layers))
 
 
 class Oracle(_Defense):

@@ -127,7 +127,7 @@ def test_detection_ranks_the_planted_backdoor_map_lowest():
 
 @pytest.fixture(scope="module")
 def tiny_backdoor():
-    """BadNets on 8x8 digits, LeNet-5 x1, 12 epochs (fixed seed)."""
+    """BadNets on 8x8 digits, the default ResNet-20 x0.5, 4 Adam epochs (fixed seed)."""
     from celine.vision.train import evaluate, train_classifier
     from celine.vision.zoo import build_classifier
 
@@ -135,8 +135,8 @@ def tiny_backdoor():
     trig = attacks.make_trigger("badnets", 1, 8, seed=0)
     poisoned, _ = attacks.poison_set(s.train, trig, 0.1, 0, seed=0)
     torch.manual_seed(0)
-    model = build_classifier("lenet5", 10, 1, width=1.0, size=8)
-    train_classifier(model, poisoned, None, epochs=12, lr=5e-3, batch_size=64,
+    model = build_classifier("resnet20", 10, 1, width=0.5, size=8)
+    train_classifier(model, poisoned, None, epochs=4, lr=5e-3, batch_size=64,
                      optimizer="adam", seed=0)  # fmt: skip
     bd = attacks.triggered_test(s.test, trig, 0)
     with torch.no_grad():
@@ -146,7 +146,7 @@ def tiny_backdoor():
 
 def test_backdoored_model_has_asr_above_90_and_keeps_clean_accuracy(tiny_backdoor):
     """Held-out triggered test images go to the target; clean test accuracy stays at the level
-    of a clean LeNet-5 on 8x8 digits (0.93 with the same recipe, seed 0)."""
+    of a clean classifier on 8x8 digits (measured with this recipe, seed 0: ASR 1.0, acc .956)."""
     assert tiny_backdoor["asr"] > 0.9
     assert tiny_backdoor["acc"] > 0.9
 
@@ -163,8 +163,8 @@ def test_config_rejects_bad_values():
 
 
 TINY = [
-    "task=fmt", "task.size=8", "task.epochs=3", "model.width=1.0", "method.steps=1",
-    "method.attack_samples=32", "method.finetune_epochs=1",
+    "task=fmt", "task.size=8", "task.epochs=3", "model.width=0.25", "method.steps=1",
+    "method.attack_samples=16", "method.finetune_epochs=1",
 ]  # fmt: skip
 
 
@@ -178,10 +178,11 @@ def test_run_end_to_end_logs_every_stage(outputs, tmp_path):
     stages = pd.read_csv(tmp_path / "run" / "tables" / "stages.csv")
     assert list(stages["stage"]) == ["backdoored", "pruned", "fine-tuned"]
     assert (tmp_path / "run" / "plots" / "stages.png").is_file()
-    # lenet5 x1 at prune_ratio 0.25: conv1 6 -> 1 map, conv2 16 -> 4 maps
-    assert metrics["maps_pruned"] == 5
+    # resnet20 x0.25 (4/8/16 maps) at prune_ratio 1/8: 0 of 4, 1 of 8 (7 convs with the
+    # shortcut), 2 of 16 (7 convs)
+    assert metrics["maps_pruned"] == 7 * 1 + 7 * 2
     scores = pd.read_csv(tmp_path / "run" / "tables" / "map_scores.csv")
-    assert len(scores) == 22
+    assert len(scores) == 4 + 6 * 4 + 7 * 8 + 7 * 16
     # the second method reuses the cached backdoored model: same starting point
     base = [o for o in TINY if not o.startswith("method.")]
     again = run_in_process(
@@ -189,21 +190,46 @@ def test_run_end_to_end_logs_every_stage(outputs, tmp_path):
     )
     assert again["before/asr"] == metrics["before/asr"]
     assert again["before/acc"] == metrics["before/acc"]
+    nad = run_in_process(
+        [*base, "method=fmt_nad", "method.te_epochs=1", "method.finetune_epochs=1"],
+        tmp_path / "nad",
+    )
+    assert nad["before/asr"] == metrics["before/asr"] and 0.0 <= nad["asr"] <= 1.0
+    stages = pd.read_csv(tmp_path / "nad" / "tables" / "stages.csv")
+    assert list(stages["stage"]) == ["backdoored", "fine-tuned"]
 
 
 @pytest.mark.slow
-def test_fmt_beats_fine_tuning_and_random_pruning_on_blend(outputs, tmp_path):
-    """The built-in default with the Blend attack, seed 0 (README: met on seeds 0 and 1, not on
-    seed 2): FMT leaves a lower ASR and a higher RA than fine-tuning alone and random pruning,
-    within two points of the backdoored model's clean accuracy."""
-    base = ["task=fmt", "task.attack=blend", "seed=0"]
+def test_fmt_removes_the_badnets_backdoor_that_fine_tuning_alone_keeps(outputs, tmp_path):
+    """The built-in default (BadNets, ResNet-20 x0.5), seed 0: fine-tuning alone keeps the backdoor
+    (measured ASR 1.00), FMT's pruning + the same fine-tuning removes most of it (measured ASR .13,
+    RA .79) at a few points of clean accuracy (-3.9). It does NOT beat random pruning here (README:
+    ASR .05 at -2.8 points), so that is not asserted."""
+    base = ["task=fmt", "seed=0"]
     runs = {
-        m: run_in_process([*base, f"method={m}"], tmp_path / m)
-        for m in ("fmt", "fmt_finetune", "fmt_random_prune")
+        m: run_in_process([*base, f"method={m}"], tmp_path / m) for m in ("fmt", "fmt_finetune")
     }
-    fmt = runs["fmt"]
-    others = [runs["fmt_finetune"], runs["fmt_random_prune"]]
+    fmt, ft = runs["fmt"], runs["fmt_finetune"]
     assert fmt["before/asr"] > 0.9
-    assert all(fmt["asr"] < o["asr"] - 0.2 for o in others)
-    assert all(fmt["ra"] > o["ra"] for o in others)
-    assert fmt["acc"] >= fmt["before/acc"] - 0.02
+    assert ft["asr"] > 0.9
+    assert fmt["asr"] < 0.3 and fmt["ra"] > ft["ra"] + 0.5
+    assert fmt["acc"] >= fmt["before/acc"] - 0.06
+
+
+def test_nad_attention_maps_and_stages():
+    from celine.experiments.fmt.nad import attention_layers, attention_loss, attention_map
+    from celine.vision.zoo import build_classifier
+
+    fm = torch.randn(3, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    am = attention_map(fm, p=2.0)
+    assert am.shape == (3, 1, 4, 4)
+    assert torch.allclose(am.flatten(1).norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(am, attention_map(2.0 * fm, p=2.0), atol=1e-6)  # scale-free
+    energy = fm.pow(2).sum(1)
+    assert torch.allclose(am[:, 0], energy / energy.flatten(1).norm(dim=1)[:, None, None])
+    assert attention_loss(fm, fm.clone(), 2.0) == 0
+    assert attention_loss(fm, fm.flip(-1), 2.0) > 0
+    resnet = build_classifier("resnet20", 10, 1, width=0.25, size=8)
+    assert attention_layers(resnet) == ["layer1", "layer2", "layer3"]  # BackdoorBench: last three
+    lenet = build_classifier("lenet5", 10, 1, width=1.0, size=8)
+    assert attention_layers(lenet) == ["conv1", "conv2"]
