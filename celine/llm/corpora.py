@@ -196,10 +196,17 @@ def load_reasoning(
     n_test_per_steps: int = 100,
     max_steps: int = reasoning.MAX_STEPS,
     restate: bool = True,
+    verify: bool = False,
+    slip_prob: float = 0.0,
 ) -> CorpusSplits:
     """Generated word problems. Train is uniform over 1..max_steps; validation and test
     are balanced per difficulty. The three splits use disjoint seeds, and validation and
-    test questions that also occur in train are dropped (short problems can repeat)."""
+    test questions that also occur in train are dropped (short problems can repeat).
+
+    `verify` writes long chains (`reasoning.format_long_solution`: a check that re-derives
+    every step after the first answer); `slip_prob` of them get a slip in the first pass that
+    the check corrects. The problems themselves (and the eval problems) do not change: the
+    slips are drawn from their own seeded stream."""
     steps = range(1, max_steps + 1)
     # Disjoint seed streams: split index in the low bits, user seed above.
     train_p = reasoning.generate_problems(n_train, seed * 3 + 0, steps, restate)
@@ -216,6 +223,9 @@ def load_reasoning(
         "restate": restate,
         "split": "disjoint generator seeds",
     }
+    if verify or slip_prob:
+        fmt = _long_formatter(seed, slip_prob)
+        info.update(verify=True, slip_prob=slip_prob)
     return CorpusSplits(
         "reasoning",
         [fmt(p) for p in train_p],
@@ -225,6 +235,22 @@ def load_reasoning(
         test_problems=test_p,
         info=info,
     )
+
+
+def _long_formatter(seed: int, slip_prob: float):
+    """`format_long_solution` with a slip in a `slip_prob` fraction of the chains, drawn from
+    a stream of its own (the problem draws stay those of the plain corpus)."""
+    import random
+
+    if not 0.0 <= slip_prob <= 1.0:
+        raise ValueError(f"slip_prob={slip_prob!r}: allowed 0..1")
+    rng = random.Random(f"reasoning-verify-{seed}")
+
+    def fmt(p: Problem) -> str:
+        slip = rng.random() < slip_prob
+        return reasoning.format_long_solution(p, rng if slip else None)
+
+    return fmt
 
 
 # ----------------------------------------------------------------------------- local corpora
@@ -399,7 +425,15 @@ def _load_qa(name: str, root: str, expected: str, to_problem) -> CorpusSplits:
 
 _OPTIONS = {
     "code": ("max_files",),
-    "reasoning": ("n_train", "n_val_per_steps", "n_test_per_steps", "max_steps", "restate"),
+    "reasoning": (
+        "n_train",
+        "n_val_per_steps",
+        "n_test_per_steps",
+        "max_steps",
+        "restate",
+        "verify",
+        "slip_prob",
+    ),
     "text_dir": (),
     "jsonl": ("field",),
     "gsm8k": (),

@@ -172,6 +172,51 @@ def check_chain(problem: Problem) -> bool:
     return prev == problem.answer
 
 
+# ----------------------------------------------------------------------------- long chains
+
+# A long chain of thought (R1-style self-verification), an option of the reasoning corpus
+# (`load_reasoning(verify=True)`) that the dynasor room fine-tunes `tiny_reasoner_long` on.
+# Dynasor-CoT's premise is a reasoner that keeps checking after it already has the answer
+# ("self-doubt"); the plain chains end one token after the answer, so probing can save nothing.
+# The check solves the problem again, line by line as the first pass does (a skill the plain
+# reasoner already has, so a short fine-tune teaches only the glue), and only then boxes the
+# answer: the first answer comes about half-way through the generated text, as in R1 chains
+# (paper: the answer is there by a median ~830 of 2.7K tokens).
+VERIFY_INTRO = "Wait, let me check again."
+
+
+def _slipped(rng: random.Random, value: int) -> int:
+    """A nearby wrong result in 0..MAX_VALUE: the kind of slip a second pass catches."""
+    options = [v for v in (value - 2, value - 1, value + 1, value + 2) if 0 <= v <= MAX_VALUE]
+    return rng.choice(options)
+
+
+def format_long_solution(problem: Problem, slip_rng: random.Random | None = None) -> str:
+    """Prompt + first pass + "So the answer is N." + a check that solves the problem again +
+    ``\\boxed{answer}``. With `slip_rng`, the first pass's last result is a nearby wrong value
+    (the check recomputes that line and the box holds the right answer, after "No,"); the
+    caller draws whether a chain slips. The boxed answer is always `problem.answer`, so the
+    answer and the eval problems are those of `format_solution`.
+
+        A: doubles them: 17*2=34. So the answer is 34. Wait, let me check again. doubles
+        them: 17*2=34. Yes, the answer is \\boxed{34}
+    """
+    lines = _COT_LINE.findall(problem.chain)
+    if not lines or len(lines) != problem.steps:
+        raise ValueError(f"not a generated chain with {problem.steps} arithmetic lines: {problem}")
+    chain = problem.chain.strip()
+    first_pass, first_answer = chain, problem.answer
+    if slip_rng is not None:
+        first_answer = _slipped(slip_rng, int(problem.answer))
+        head, _, _ = chain.rpartition("=")  # the last line's result is the chain's end
+        first_pass = f"{head}={first_answer}."
+    verdict = "Yes" if first_answer == problem.answer else "No"
+    return (
+        f"{format_prompt(problem)} {first_pass} So the answer is {first_answer}. {VERIFY_INTRO} "
+        f"{chain} {verdict}, the answer is \\boxed{{{problem.answer}}}"
+    )
+
+
 # ----------------------------------------------------------------------------- parsing
 
 

@@ -1,11 +1,12 @@
 """dynasor: Certaindex-guided compute allocation and scheduling for LLM reasoning programs
 (Dynasor, arXiv 2412.20993), with its baselines, on the tiny reasoner.
 
-Batch mode (`certaindex` vs `fixed_budget`), Dynasor-CoT (`dynasor_cot` vs
-`dynasor_truncation`) and the online scheduler in the serving simulator (`dynasor_online`).
+Batch mode on self-consistency (`certaindex` vs `fixed_budget`) and on Rebase/beam tree search
+(`certaindex_tree` vs `fixed_budget_tree`), Dynasor-CoT (`dynasor_cot` vs `dynasor_truncation`,
+on `tiny_reasoner_long`) and the online scheduler in the serving simulator (`dynasor_online`).
 """
 
-from celine.api import MetricSpec, register_method, register_task
+from celine.api import MetricSpec, register_method, register_model, register_task
 
 _ROOM = "celine.experiments.dynasor"
 
@@ -48,8 +49,11 @@ register_task(
         "dynasor_cot_synthetic",
         "dynasor_truncation",
         "dynasor_online",
+        "certaindex_tree",
+        "fixed_budget_tree",
     ],
-    description="Dynasor: certaindex early stopping (SC), Dynasor-CoT probing, online scheduling",
+    description="Dynasor: certaindex early stopping (SC, tree search), Dynasor-CoT probing, "
+    "online scheduling",
 )
 register_method(
     "certaindex",
@@ -62,6 +66,19 @@ register_method(
     impl=f"{_ROOM}.method:FixedBudget",
     config=f"{_ROOM}.config:FixedBudgetConfig",
     description="baseline: the same program with its knob fixed (n samples, majority vote)",
+)
+register_method(
+    "certaindex_tree",
+    impl=f"{_ROOM}.method:CertaindexTree",
+    config=f"{_ROOM}.config:CertaindexTreeConfig",
+    description="Dynasor batch mode on Rebase/beam tree search: stop at detect_at searches "
+    "when certaindex over their leaves passes",
+)
+register_method(
+    "fixed_budget_tree",
+    impl=f"{_ROOM}.method:FixedBudgetTree",
+    config=f"{_ROOM}.config:FixedBudgetTreeConfig",
+    description="baseline: the same tree search with its knob fixed (cap searches)",
 )
 register_method(
     "dynasor_cot",
@@ -86,4 +103,11 @@ register_method(
     impl=f"{_ROOM}.method:DynasorOnline",
     config=f"{_ROOM}.config:DynasorOnlineConfig",
     description="online: gang + certaindex + SJF scheduling vs FCFS and gang FIFO, simulated",
+)
+register_model(
+    "tiny_reasoner_long",
+    impl=f"{_ROOM}.long_reasoner:tiny_reasoner_long",
+    config=f"{_ROOM}.config:LongReasonerConfig",
+    description="tiny_reasoner trained on long chains (a check re-derives the answer): "
+    "Dynasor-CoT's self-doubt",
 )

@@ -23,7 +23,7 @@ from celine.experiments.dynasor.programs import (
 def orders(pools: Sequence[ProblemPool], seed: int) -> list[list[int]]:
     """One random order of each problem's chains: the draw order of seed `seed`."""
     rng = np.random.default_rng(seed)
-    return [rng.permutation(len(p.answers)).tolist() for p in pools]
+    return [rng.permutation(p.units).tolist() for p in pools]
 
 
 @dataclass
@@ -41,14 +41,18 @@ class Outcome:
 
 
 def replay(
-    pools: Sequence[ProblemPool], make_policy: Callable[[], object], seeds: Sequence[int]
+    pools: Sequence[ProblemPool],
+    make_policy: Callable[[], object],
+    seeds: Sequence[int],
+    program=SelfConsistencyProgram,
 ) -> tuple[Outcome, list[list[SelfConsistencyProgram]]]:
-    """Run every problem's program under the policy for each seed; mean and s.e. over seeds."""
+    """Run every problem's program under the policy for each seed; mean and s.e. over seeds.
+    `program` is the program class (self-consistency, or tree search over a tree pool)."""
     accs, toks, chains, early, runs = [], [], [], [], []
     policy = make_policy()
     for seed in seeds:
         progs = [
-            run_to_completion(SelfConsistencyProgram(p, o, policy))
+            run_to_completion(program(p, o, policy))
             for p, o in zip(pools, orders(pools, seed), strict=True)
         ]
         runs.append(progs)
@@ -70,10 +74,10 @@ def replay(
     return out, runs
 
 
-def fixed_budget_curve(pools, cap: int, seeds) -> list[Outcome]:
+def fixed_budget_curve(pools, cap: int, seeds, program=SelfConsistencyProgram) -> list[Outcome]:
     points = []
     for n in range(1, cap + 1):
-        out, _ = replay(pools, lambda n=n: FixedBudgetPolicy(n), seeds)
+        out, _ = replay(pools, lambda n=n: FixedBudgetPolicy(n), seeds, program)
         out.setting = float(n)
         points.append(out)
     return points
@@ -86,25 +90,30 @@ def certaindex_curve(
     thresholds: Sequence[float],
     seeds,
     key: str = "entropy_threshold",
+    program=SelfConsistencyProgram,
     **policy_kw,
 ) -> list[Outcome]:
     """Dynasor at each threshold of `key` (the other policy settings fixed)."""
     points = []
     for tau in thresholds:
         kw = {**policy_kw, key: tau}
-        out, _ = replay(pools, lambda kw=kw: CertaindexPolicy(detect_at, cap, **kw), seeds)
+        out, _ = replay(pools, lambda kw=kw: CertaindexPolicy(detect_at, cap, **kw), seeds, program)
         out.setting = float(tau)
         points.append(out)
     return points
 
 
-def length_curve(pools, detect_at: int, cap: int, seeds, n_points: int = 8) -> list[Outcome]:
-    """Baseline-length at thresholds spread over the observed chain lengths."""
-    lengths = np.array([t for p in pools for t in p.tokens])
+def length_curve(
+    pools, detect_at: int, cap: int, seeds, n_points: int = 8, program=SelfConsistencyProgram
+) -> list[Outcome]:
+    """Baseline-length at thresholds spread over the observed unit lengths (chains, trees)."""
+    lengths = np.array([t for p in pools for t in _unit_tokens(p)])
     points = []
     for q in np.linspace(0.0, 1.0, n_points):
         limit = float(np.quantile(lengths, q))
-        out, _ = replay(pools, lambda limit=limit: LengthPolicy(detect_at, cap, limit), seeds)
+        out, _ = replay(
+            pools, lambda limit=limit: LengthPolicy(detect_at, cap, limit), seeds, program
+        )
         out.setting = limit
         points.append(out)
     return points
@@ -120,20 +129,23 @@ def calibrate_threshold(curve: Sequence[Outcome], baseline_accuracy: float) -> f
     return max(curve, key=lambda p: (p.accuracy, p.setting)).setting
 
 
-def certaindex_signal(pools, detect_at: int, seed: int = 0) -> pd.DataFrame:
-    """Per problem: certaindex after `detect_at` chains, majority correctness, difficulty."""
+def _unit_tokens(pool) -> list[int]:
+    trees = getattr(pool, "trees", None)
+    return [t.tokens for t in trees] if trees is not None else list(pool.tokens)
+
+
+def certaindex_signal(
+    pools, detect_at: int, seed: int = 0, program=SelfConsistencyProgram
+) -> pd.DataFrame:
+    """Per problem: certaindex after `detect_at` units, aggregate correctness, difficulty."""
     rows = []
     for p, o in zip(pools, orders(pools, seed), strict=True):
-        prog = SelfConsistencyProgram(p, o, FixedBudgetPolicy(detect_at))
+        prog = program(p, o, FixedBudgetPolicy(detect_at))
         run_to_completion(prog)
-        rows.append(
-            {
-                "steps": p.steps,
-                "certaindex": prog.certaindex,
-                "correct": prog.correct,
-                "pool_accuracy": float(np.mean(p.correct)),
-            }
-        )
+        row = {"steps": p.steps, "certaindex": prog.certaindex, "correct": prog.correct}
+        if hasattr(p, "correct"):  # a chain pool: how often a single chain is right
+            row["pool_accuracy"] = float(np.mean(p.correct))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -12,7 +12,8 @@ from celine.api import ConfigError, existing_path, in_range, one_of
 
 PROBLEM_SOURCES = ("reasoning", "gsm8k", "math")
 REWARD_AGGREGATES = ("mean", "max")  # MCTS uses the mean, Rebase the max (paper §3.1)
-PROGRAMS = ("sc",)  # a Rebase-style tree search is not built yet (see README)
+PROGRAMS = ("sc",)  # certaindex / fixed_budget; tree search has its own methods (*_tree)
+TREE_PROGRAMS = ("rebase", "beam")
 # Dynasor-CoT "saving effort" presets of the reference: (n_consistent, probe_interval)
 EFFORT_LEVELS = {
     "mild": (8, 64),
@@ -110,13 +111,84 @@ class FixedBudgetConfig:
 
 
 @dataclass
+class TreeSearchSettings:
+    """The tree search both tree methods run (equal defaults, so `certaindex_tree` and
+    `fixed_budget_tree` replay one cached pool of searches). A step is one chain-of-thought
+    line; the knob is the number of searches (`width` leaves each) granted to a problem."""
+
+    program: str = "rebase"  # rebase: reward-balanced expansion | beam: keep the top beam_size
+    width: int = 4  # leaves per search = children sampled per round (Rebase's budget)
+    balance_temperature: float = 0.1  # Rebase: children ~ softmax(reward / T); our choice
+    beam_size: int = 2  # beam: nodes kept per round
+    step_tokens: int = 24  # a step ends at '.', '}' or eos, else after this many tokens
+    pool_trees: int = 5  # searches sampled per problem and cached, replayed in random orders
+
+    def _check_tree(self) -> None:
+        one_of("method.program", self.program, TREE_PROGRAMS)
+        in_range("method.width", self.width, 1)
+        in_range("method.balance_temperature", self.balance_temperature, 1e-6)
+        in_range("method.beam_size", self.beam_size, 1)
+        in_range("method.step_tokens", self.step_tokens, 1)
+        in_range("method.pool_trees", self.pool_trees, 1)
+
+
+@dataclass
+class CertaindexTreeConfig(TreeSearchSettings):
+    """Dynasor on a tree-search program: `detect_at` searches first, stop if every configured
+    certaindex over their finished leaves passes, else grant searches up to `cap`."""
+
+    name: str = "certaindex_tree"
+    detect_at: int = 2  # searches (8 leaves); paper: Rebase Detect@16 leaves, caps 16-128
+    cap: int = 4  # searches (16 leaves)
+    entropy_threshold: float | None = 0.85  # paper Table 3, Rebase/GSM8K (0.75 on MATH)
+    reward_threshold: float | None = None  # paper: 0.99 (Rebase/GSM8K, max over leaves)
+    reward_aggregate: str = "max"  # Rebase: the max reward over terminal paths
+    reward_model: str | None = None  # None: the reasoner's own length-normalised likelihood
+    calibrate: bool = True
+    calibration_grid: list[float] = field(
+        default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
+    )
+
+    def __post_init__(self) -> None:
+        self._check_tree()
+        in_range("method.detect_at", self.detect_at, 1)
+        in_range("method.cap", self.cap, self.detect_at, self.pool_trees)
+        if self.entropy_threshold is not None and self.detect_at * self.width < 2:
+            raise ConfigError(
+                "method.detect_at", self.detect_at, "detect_at x width >= 2 for the entropy form"
+            )
+        if self.entropy_threshold is None and self.reward_threshold is None:
+            raise ConfigError(
+                "method.entropy_threshold", None, "set at least one certaindex threshold"
+            )
+        for key in ("entropy_threshold", "reward_threshold"):
+            value = getattr(self, key)
+            if value is not None:
+                in_range(f"method.{key}", value, 0.0, 1.0)
+        one_of("method.reward_aggregate", self.reward_aggregate, REWARD_AGGREGATES)
+        existing_path("method.reward_model", self.reward_model)
+        for i, tau in enumerate(self.calibration_grid):
+            in_range(f"method.calibration_grid[{i}]", tau, 0.0, 1.0)
+
+
+@dataclass
+class FixedBudgetTreeConfig(TreeSearchSettings):
+    name: str = "fixed_budget_tree"
+    cap: int = 4  # every problem gets exactly `cap` searches (baseline-even)
+
+    def __post_init__(self) -> None:
+        self._check_tree()
+        in_range("method.cap", self.cap, 1, self.pool_trees)
+
+
+@dataclass
 class DynasorCotConfig:
     name: str = "dynasor_cot"
     effort: str | None = (
         None  # a reference preset (mild/low/mid/high/crazy) overrides the two below
     )
-    probe_interval: int = 8  # reference: 32-64 tokens; whole chains here are 15-125 tokens
-    n_consistent: int = 3  # reference CLI default effort "mid" (3 agreeing probes)
+    probe_interval: int = 32  # reference OpenAI-proxy default "2,32" (CLI "mid": 64)
+    n_consistent: int = 2  # reference OpenAI-proxy default (CLI "mid": 3)
     probe_tokens: int = 10  # reference run.py default
     probe_temperature: float = 0.6
     probe_top_p: float = 0.95
@@ -127,9 +199,10 @@ class DynasorCotConfig:
     )
     temperature: float = 0.7  # main chain (reference proxy default)
     trials: int = 2  # chains per problem (reference harness: 10)
-    trace_step: int = 4  # probes are recorded every trace_step tokens, replayed on any
+    max_new_tokens: int | None = 320  # long 8-step chains reach ~300 tokens; None: the task's
+    trace_step: int = 8  # probes are recorded every trace_step tokens, replayed on any
     # multiple of it (reference harness: 32)
-    grid_intervals: list[int] = field(default_factory=lambda: [4, 8, 12, 16])
+    grid_intervals: list[int] = field(default_factory=lambda: [8, 16, 24, 32])
     grid_consistent: list[int] = field(default_factory=lambda: [2, 3, 4])
 
     def __post_init__(self) -> None:
@@ -150,6 +223,8 @@ class DynasorCotConfig:
         in_range("method.probe_top_p", self.probe_top_p, 1e-6, 1.0)
         in_range("method.temperature", self.temperature, 0.0)
         in_range("method.trials", self.trials, 1)
+        if self.max_new_tokens is not None:
+            in_range("method.max_new_tokens", self.max_new_tokens, 1)
         for i, v in enumerate(self.grid_intervals):
             in_range(f"method.grid_intervals[{i}]", v, self.trace_step)
             if v % self.trace_step:
@@ -201,12 +276,15 @@ class DynasorCotSyntheticConfig:
 @dataclass
 class TruncationConfig:
     name: str = "dynasor_truncation"
-    budget: int = 64  # tokens per chain; the answer is the truncated chain's own
+    budget: int = 192  # tokens per chain (long chains: 40-300); the truncated chain's own answer
     temperature: float = 0.7
     trials: int = 2
+    max_new_tokens: int | None = 320  # as dynasor_cot (the same chains); None: the task's
 
     def __post_init__(self) -> None:
         in_range("method.budget", self.budget, 1)
+        if self.max_new_tokens is not None:
+            in_range("method.max_new_tokens", self.max_new_tokens, 1)
         in_range("method.temperature", self.temperature, 0.0)
         in_range("method.trials", self.trials, 1)
 
@@ -251,6 +329,35 @@ class DynasorOnlineConfig:
         in_range("method.slo_scale", self.slo_scale, 1e-9)
         in_range("method.attainment_target", self.attainment_target, 0.0, 1.0)
         in_range("method.max_num_seqs", self.max_num_seqs, 1)
+
+
+@dataclass
+class LongReasonerConfig:
+    """`tiny_reasoner_long`: the tiny reasoner (same size and seed) fine-tuned on the reasoning
+    corpus with a verification tail after the first answer (self-doubt), so that Dynasor-CoT
+    has something to save. Cached apart from the base (`long_reasoner.py`)."""
+
+    name: str = "tiny_reasoner_long"
+    corpus: str = "reasoning"  # the generated problems of tiny_reasoner (same seed: same splits)
+    data_root: str | None = None
+    size: str = "default"
+    seed: int = 0
+    slip_prob: float = 0.05  # chains whose first pass ends in a slip that the check corrects
+    steps: int = 400  # fine-tuning steps from the cached tiny_reasoner
+    seq_len: int = 384  # an 8-step long chain is ~280 tokens with its prompt (base: 256)
+    lr: float = 1e-3  # base: 2e-3 from scratch
+    warmup: int = 20
+    cache_dir: str | None = None  # None: <outputs>/models
+
+    def __post_init__(self) -> None:
+        one_of("model.corpus", self.corpus, ("reasoning",))
+        if self.data_root is not None:
+            raise ConfigError("model.data_root", self.data_root, "null (a generated corpus)")
+        one_of("model.size", self.size, ("smoke", "default", "gpu"))
+        in_range("model.slip_prob", self.slip_prob, 0.0, 1.0)
+        for key in ("steps", "seq_len", "warmup"):
+            in_range(f"model.{key}", getattr(self, key), 1)
+        in_range("model.lr", self.lr, 0.0)
 
 
 def _check_program(program: str) -> None:

@@ -8,7 +8,12 @@ import pandas as pd
 
 from celine.api import Result, RunContext
 from celine.experiments.dynasor import batch, plots
-from celine.experiments.dynasor.programs import CertaindexPolicy, FixedBudgetPolicy
+from celine.experiments.dynasor.programs import (
+    CertaindexPolicy,
+    FixedBudgetPolicy,
+    SelfConsistencyProgram,
+    TreeSearchProgram,
+)
 
 
 def _show(ctx: RunContext, title: str, table: pd.DataFrame) -> None:
@@ -17,7 +22,7 @@ def _show(ctx: RunContext, title: str, table: pd.DataFrame) -> None:
         ctx.log.info("%s\n%s", title, table.to_string(index=False, float_format="%.4g"))
 
 
-def _per_difficulty(runs_by_policy: dict[str, list]) -> pd.DataFrame:
+def _per_difficulty(runs_by_policy: dict[str, list], unit: str = "chains") -> pd.DataFrame:
     rows = []
     for name, runs in runs_by_policy.items():
         for seed_runs in runs:
@@ -28,18 +33,20 @@ def _per_difficulty(runs_by_policy: dict[str, list]) -> pd.DataFrame:
                         "steps": prog.pool.steps,
                         "correct": prog.correct,
                         "tokens": sum(prog.tokens),
-                        "chains": prog.knob,
+                        unit: prog.knob,
                     }
                 )
     frame = pd.DataFrame(rows)
     return (
         frame.groupby(["policy", "steps"])
-        .agg(accuracy=("correct", "mean"), tokens=("tokens", "mean"), chains=("chains", "mean"))
+        .agg(accuracy=("correct", "mean"), tokens=("tokens", "mean"), **{unit: (unit, "mean")})
         .reset_index()
     )
 
 
-def calibrate(cfg, cal, seeds, log) -> tuple[float, str, pd.DataFrame]:
+def calibrate(
+    cfg, cal, seeds, log, program=SelfConsistencyProgram
+) -> tuple[float, str, pd.DataFrame]:
     """Profiler-guided calibration on the calibration split: the most aggressive threshold
     that loses no accuracy against the same program at its cap. Returns (tau, key, curve)."""
     key = "entropy_threshold" if cfg.entropy_threshold is not None else "reward_threshold"
@@ -51,9 +58,9 @@ def calibrate(cfg, cal, seeds, log) -> tuple[float, str, pd.DataFrame]:
     }
     if not getattr(cfg, "calibrate", False):
         return configured, key, pd.DataFrame()
-    base, _ = batch.replay(cal, lambda: FixedBudgetPolicy(cfg.cap), seeds)
+    base, _ = batch.replay(cal, lambda: FixedBudgetPolicy(cfg.cap), seeds, program)
     curve = batch.certaindex_curve(
-        cal, cfg.detect_at, cfg.cap, cfg.calibration_grid, seeds, key=key, **fixed
+        cal, cfg.detect_at, cfg.cap, cfg.calibration_grid, seeds, key=key, program=program, **fixed
     )
     tau = batch.calibrate_threshold(curve, base.accuracy)
     log.info(
@@ -72,15 +79,22 @@ class Certaindex:
     """Dynasor batch mode on self-consistency: detect at `detect_at`, stop the programs whose
     certaindex passes, grant the others the cap; against the fixed budget on the same chains."""
 
+    program = SelfConsistencyProgram
+    unit = "chains"
+    title = "Self-consistency on the tiny reasoner (test split)"
+
     def __init__(self, cfg) -> None:
         self.cfg = cfg
 
+    def pools(self, task, reward_model):
+        return task.pools(reward_model)
+
     def run(self, ctx: RunContext) -> Result:
-        cfg, task = self.cfg, ctx.task
+        cfg, task, program, unit = self.cfg, ctx.task, self.program, self.unit
         uses_reward = cfg.reward_threshold is not None
-        cal, test = task.pools(cfg.reward_model if uses_reward else None)
+        cal, test = self.pools(task, cfg.reward_model if uses_reward else None)
         seeds = task.seeds()
-        tau, key, cal_curve = calibrate(cfg, cal, seeds, ctx.log)
+        tau, key, cal_curve = calibrate(cfg, cal, seeds, ctx.log, program)
         kw = {
             "entropy_threshold": cfg.entropy_threshold,
             "reward_threshold": cfg.reward_threshold,
@@ -88,18 +102,25 @@ class Certaindex:
             key: tau,
         }
         dyn, dyn_runs = batch.replay(
-            test, lambda: CertaindexPolicy(cfg.detect_at, cfg.cap, **kw), seeds
+            test, lambda: CertaindexPolicy(cfg.detect_at, cfg.cap, **kw), seeds, program
         )
-        base, base_runs = batch.replay(test, lambda: FixedBudgetPolicy(cfg.cap), seeds)
-        small, _ = batch.replay(test, lambda: FixedBudgetPolicy(cfg.detect_at), seeds)
+        base, base_runs = batch.replay(test, lambda: FixedBudgetPolicy(cfg.cap), seeds, program)
+        small, _ = batch.replay(test, lambda: FixedBudgetPolicy(cfg.detect_at), seeds, program)
         ctx.log.info("replaying the curves on %d test problems x %d seeds", len(test), len(seeds))
-        fixed_curve = batch.fixed_budget_curve(test, cfg.cap, seeds)
+        fixed_curve = batch.fixed_budget_curve(test, cfg.cap, seeds, program)
         curve_kw = {k: v for k, v in kw.items() if k != key}
         dyn_curve = batch.certaindex_curve(
-            test, cfg.detect_at, cfg.cap, cfg.calibration_grid, seeds, key=key, **curve_kw
+            test,
+            cfg.detect_at,
+            cfg.cap,
+            cfg.calibration_grid,
+            seeds,
+            key=key,
+            program=program,
+            **curve_kw,
         )
-        length_curve = batch.length_curve(test, cfg.detect_at, cfg.cap, seeds)
-        signal = batch.certaindex_signal(test, cfg.detect_at, seeds[0])
+        length_curve = batch.length_curve(test, cfg.detect_at, cfg.cap, seeds, program=program)
+        signal = batch.certaindex_signal(test, cfg.detect_at, seeds[0], program)
 
         savings = 1.0 - dyn.tokens / base.tokens
         headline = pd.DataFrame(
@@ -109,23 +130,23 @@ class Certaindex:
                     "accuracy": dyn.accuracy,
                     "accuracy_se": dyn.accuracy_se,
                     "tokens/problem": dyn.tokens,
-                    "chains/problem": dyn.chains,
+                    f"{unit}/problem": dyn.chains,
                     "token_savings": savings,
                 },
                 {
-                    "method": f"fixed budget ({cfg.cap} chains)",
+                    "method": f"fixed budget ({cfg.cap} {unit})",
                     "accuracy": base.accuracy,
                     "accuracy_se": base.accuracy_se,
                     "tokens/problem": base.tokens,
-                    "chains/problem": base.chains,
+                    f"{unit}/problem": base.chains,
                     "token_savings": 0.0,
                 },
                 {
-                    "method": f"fixed budget ({cfg.detect_at} chains)",
+                    "method": f"fixed budget ({cfg.detect_at} {unit})",
                     "accuracy": small.accuracy,
                     "accuracy_se": small.accuracy_se,
                     "tokens/problem": small.tokens,
-                    "chains/problem": small.chains,
+                    f"{unit}/problem": small.chains,
                     "token_savings": 1.0 - small.tokens / base.tokens,
                 },
             ]
@@ -143,20 +164,20 @@ class Certaindex:
         )
         fig = plots.tokens_accuracy(
             {
-                "fixed budget (n chains)": batch.curve_frame(fixed_curve),
+                f"fixed budget (n {unit})": batch.curve_frame(fixed_curve),
                 f"certaindex (tau sweep, detect@{cfg.detect_at}, cap {cfg.cap})": batch.curve_frame(
                     dyn_curve
                 ),
                 "baseline-length": batch.curve_frame(length_curve),
             },
             {f"calibrated tau={tau:.2f}": (dyn.tokens, dyn.accuracy)},
-            title="Self-consistency on the tiny reasoner (test split)",
+            title=self.title,
         )
         metrics = {
             "test/accuracy": dyn.accuracy,
             "test/accuracy_se": dyn.accuracy_se,
             "test/tokens_per_problem": dyn.tokens,
-            "test/chains_per_problem": dyn.chains,
+            f"test/{unit}_per_problem": dyn.chains,
             "test/token_savings": savings,
             "test/stopped_early": dyn.stopped_early,
             "baseline/accuracy": base.accuracy,
@@ -174,7 +195,9 @@ class Certaindex:
         tables = {
             "headline": headline,
             "curves": curves,
-            "per_difficulty": _per_difficulty({"certaindex": dyn_runs, "fixed_budget": base_runs}),
+            "per_difficulty": _per_difficulty(
+                {"certaindex": dyn_runs, "fixed_budget": base_runs}, unit
+            ),
             "signal": signal,
         }
         if not cal_curve.empty:
@@ -184,37 +207,72 @@ class Certaindex:
             tables=tables,
             figures={"tokens_vs_accuracy": fig},
             notes={
-                "replay": "chains are sampled once per problem (pool) and replayed in a random "
-                "order per seed; SC chains are i.i.d., so this equals fresh sampling"
+                "replay": f"{unit} are sampled once per problem (pool) and replayed in a random "
+                f"order per seed; they are i.i.d. given the problem, so this equals fresh sampling"
             },
         )
+
+
+class CertaindexTree(Certaindex):
+    """Dynasor batch mode on a tree-search program (Rebase or beam, `tree_search.py`): detect
+    at `detect_at` searches, stop when certaindex over their leaves passes, else grant up to
+    `cap` searches; against the fixed budget on the same searches."""
+
+    program = TreeSearchProgram
+    unit = "searches"
+
+    @property
+    def title(self) -> str:
+        return f"{self.cfg.program} tree search (width {self.cfg.width}) on the tiny reasoner"
+
+    def pools(self, task, reward_model):
+        return task.tree_pools(self.cfg, reward_model)
 
 
 class FixedBudget:
     """Baseline-even: the same self-consistency program with its knob fixed at `cap`."""
 
+    program = SelfConsistencyProgram
+    unit = "chains"
+
     def __init__(self, cfg) -> None:
         self.cfg = cfg
 
+    def test_pools(self, task):
+        return task.test_pools()
+
     def run(self, ctx: RunContext) -> Result:
-        cfg, task = self.cfg, ctx.task
-        test = task.test_pools()
+        cfg, task, program, unit = self.cfg, ctx.task, self.program, self.unit
+        test = self.test_pools(task)
         seeds = task.seeds()
-        out, runs = batch.replay(test, lambda: FixedBudgetPolicy(cfg.cap), seeds)
-        curve = batch.fixed_budget_curve(test, cfg.cap, seeds)
+        out, runs = batch.replay(test, lambda: FixedBudgetPolicy(cfg.cap), seeds, program)
+        curve = batch.fixed_budget_curve(test, cfg.cap, seeds, program)
         frame = batch.curve_frame(curve, "fixed_budget")
         _show(ctx, f"fixed budget on {len(test)} test problems", frame)
-        fig = plots.tokens_accuracy({"fixed budget (n chains)": frame}, title="Fixed budget")
+        fig = plots.tokens_accuracy({f"fixed budget (n {unit})": frame}, title="Fixed budget")
         return Result(
             metrics={
                 "test/accuracy": out.accuracy,
                 "test/accuracy_se": out.accuracy_se,
                 "test/tokens_per_problem": out.tokens,
-                "test/chains_per_problem": out.chains,
+                f"test/{unit}_per_problem": out.chains,
             },
-            tables={"curves": frame, "per_difficulty": _per_difficulty({"fixed_budget": runs})},
+            tables={
+                "curves": frame,
+                "per_difficulty": _per_difficulty({"fixed_budget": runs}, unit),
+            },
             figures={"tokens_vs_accuracy": fig},
         )
+
+
+class FixedBudgetTree(FixedBudget):
+    """Baseline-even for tree search: every problem gets `cap` searches."""
+
+    program = TreeSearchProgram
+    unit = "searches"
+
+    def test_pools(self, task):
+        return task.tree_pools(self.cfg, None, splits=("test",))[0]
 
 
 def _cot_full(traces):

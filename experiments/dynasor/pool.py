@@ -29,6 +29,11 @@ class ProblemPool:
     rewards: list[float]  # reward of each chain in [0, 1]
 
     @property
+    def units(self) -> int:
+        """Chains a program can draw (a tree pool's units are whole searches)."""
+        return len(self.answers)
+
+    @property
     def correct(self) -> list[bool]:
         return [a is not None and a == self.answer for a in self.answers]
 

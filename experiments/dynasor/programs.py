@@ -1,10 +1,11 @@
 """Reasoning programs and Dynasor's intra-program allocation policy (paper App. D).
 
-A program holds its `knob` (chains granted so far), its `certaindex` and its state. It runs in
-rounds: it asks for resources, the policy grants some, the chains run, `update_certaindex()`
-reads them. Self-consistency aggregates by majority vote. The chains come from a
-`ProblemPool` in a fixed order, so batch replay and the online simulator run the very same
-program.
+A program holds its `knob` (units granted so far: chains for self-consistency, whole tree
+searches for Rebase/beam), its `certaindex` and its state. It runs in rounds: it asks for
+resources, the policy grants some, the units run, `update_certaindex()` reads them.
+Self-consistency aggregates by majority vote, tree search by reward-weighted majority. The units
+come from a cached pool in a fixed order, so batch replay and the online simulator run the very
+same program, and one policy object drives either program.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class FixedBudgetPolicy:
     def first_grant(self) -> int:
         return self.cap
 
-    def next_grant(self, program: SelfConsistencyProgram) -> int:
+    def next_grant(self, program) -> int:
         return 0
 
 
@@ -49,7 +50,7 @@ class CertaindexPolicy:
     def first_grant(self) -> int:
         return self.detect_at
 
-    def next_grant(self, program: SelfConsistencyProgram) -> int:
+    def next_grant(self, program) -> int:
         if program.knob >= self.cap:
             return 0
         certain = passes(
@@ -75,7 +76,7 @@ class LengthPolicy:
     def first_grant(self) -> int:
         return self.detect_at
 
-    def next_grant(self, program: SelfConsistencyProgram) -> int:
+    def next_grant(self, program) -> int:
         if program.knob >= self.cap:
             return 0
         mean = sum(program.tokens) / max(1, len(program.tokens))
@@ -131,6 +132,28 @@ class SelfConsistencyProgram:
     @property
     def correct(self) -> bool:
         return self.answer is not None and self.answer == self.pool.answer
+
+
+@dataclass
+class TreeSearchProgram(SelfConsistencyProgram):
+    """A tree-search program (Rebase or beam, `tree_search.py`) with the knob = trees
+    granted: each round grants whole searches of `width` leaves, and certaindex reads every
+    finished leaf so far (entropy over their answers; the reward form over their rewards,
+    the max for Rebase). The answer is the reward-weighted majority over leaves (Rebase's)."""
+
+    def complete(self, trees: list[int]) -> None:
+        for i in trees:
+            tree = self.pool.trees[i]
+            self.answers.extend(tree.answers)
+            self.rewards.extend(tree.rewards)
+            self.tokens.append(tree.tokens)
+        self.update_certaindex()
+
+    @property
+    def answer(self):
+        from celine.experiments.dynasor.tree_search import weighted_vote
+
+        return weighted_vote(self.answers, self.rewards)
 
 
 def run_to_completion(program: SelfConsistencyProgram) -> SelfConsistencyProgram:

@@ -124,6 +124,78 @@ class DynasorTask:
         save_pool(path, pools)
         return pools
 
+    def tree_pools(
+        self, settings, reward_model: str | None = None, splits=("calibration", "test")
+    ) -> tuple:
+        """Pools of `settings.pool_trees` tree searches per problem (`tree_search.py`) for
+        each split asked, sampled once per (model, problems, settings) and cached."""
+        cal, test = self.problems()
+        problems = {"calibration": cal, "test": test}
+        return tuple(self._tree_pool(s, problems[s], settings, reward_model) for s in splits)
+
+    def _tree_pool(self, split: str, problems, settings, reward_model):
+        from celine.experiments.dynasor.tree_search import (
+            load_tree_pool,
+            save_tree_pool,
+            search_trees,
+        )
+
+        cfg, lm = self.cfg, self.lm()
+        search = {
+            k: getattr(settings, k)
+            for k in (
+                "program",
+                "width",
+                "balance_temperature",
+                "beam_size",
+                "step_tokens",
+                "pool_trees",
+            )
+        }
+        key = pool_key(
+            model=str(lm.path),
+            model_meta=lm.meta.get("key", ""),
+            questions=[p.question for p in problems],
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=self.ctx.seed,
+            reward=reward_model or "likelihood",
+            **search,
+        )
+        path = Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"tree-{split}-{key}.json"
+        if path.is_file():
+            self.ctx.log.info("reusing the %s tree-search pool %s", split, path.name)
+            return load_tree_pool(path)
+        self.ctx.log.info(
+            "searching %d %s trees of width %d for each of %d %s problems, cached for later runs",
+            settings.pool_trees,
+            settings.program,
+            settings.width,
+            len(problems),
+            split,
+        )
+        pools = search_trees(
+            lm.model,
+            lm.tokenizer,
+            problems,
+            trees=settings.pool_trees,
+            width=settings.width,
+            expansion=settings.program,
+            balance_temperature=settings.balance_temperature,
+            beam_size=settings.beam_size,
+            step_tokens=settings.step_tokens,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=self.ctx.seed + (0 if split == "test" else 7919),
+            batch_size=cfg.batch_size,
+            scorer=self.scorer(reward_model) if reward_model else None,
+            log=self.ctx.log,
+        )
+        save_tree_pool(path, pools)
+        return pools
+
     def traces(self, method_cfg, probe: bool = True):
         """Dynasor-CoT traces (chains with a probe every trace_step tokens) on the test
         problems, cached like the pools."""
@@ -137,7 +209,7 @@ class DynasorTask:
         settings = dict(
             trials=method_cfg.trials,
             temperature=method_cfg.temperature,
-            max_new_tokens=cfg.max_new_tokens,
+            max_new_tokens=getattr(method_cfg, "max_new_tokens", None) or cfg.max_new_tokens,
             step=getattr(method_cfg, "trace_step", 4),
             probe_suffix=getattr(method_cfg, "probe_suffix", " \\boxed{"),
             probe_tokens=getattr(method_cfg, "probe_tokens", 10) if probe else 0,

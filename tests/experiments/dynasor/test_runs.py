@@ -49,6 +49,27 @@ def test_certaindex_and_fixed_budget_replay_one_pool(outputs, tmp_path, checkpoi
     assert rew["baseline/tokens_per_problem"] == pytest.approx(fixed["test/tokens_per_problem"])
 
 
+def test_tree_search_methods_replay_one_pool_of_searches(outputs, tmp_path, checkpoint):
+    tree = [
+        f"model.path={checkpoint}", "method.width=2", "method.pool_trees=2", "method.cap=2",
+        "method.step_tokens=3",
+    ]  # fmt: skip
+    dyn = run_in_process(
+        [*TINY, "method=certaindex_tree", *tree, "method.detect_at=1"], tmp_path / "dyn"
+    )
+    fixed = run_in_process([*TINY, "method=fixed_budget_tree", *tree], tmp_path / "fix")
+    runs = runs_of(outputs, "dynasor")
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert {"test/accuracy", "test/tokens_per_problem", "test/searches_per_problem"} <= set(dyn)
+    # the baseline replays the searches the Dynasor run made (cached), and Dynasor never
+    # spends more than the cap
+    assert fixed["test/tokens_per_problem"] == pytest.approx(dyn["baseline/tokens_per_problem"])
+    assert dyn["test/tokens_per_problem"] <= fixed["test/tokens_per_problem"] + 1e-9
+    assert 1.0 <= dyn["test/searches_per_problem"] <= 2.0
+    assert len(list((outputs / "cache" / "dynasor").glob("tree-*.json"))) == 2
+    assert (tmp_path / "dyn" / "plots" / "tokens_vs_accuracy.png").is_file()
+
+
 def test_local_gsm8k_jsonl_is_read_and_scored(outputs, tmp_path, checkpoint):
     import json
 
@@ -76,10 +97,12 @@ def test_dynasor_cot_and_truncation_run(outputs, tmp_path, checkpoint):
     cot = [
         "method=dynasor_cot", "method.trials=1", "method.trace_step=2", "method.probe_interval=2",
         "method.probe_tokens=3", "method.grid_intervals=[2,4]", "method.grid_consistent=[2]",
+        "method.max_new_tokens=null",  # the task's (6); the long reasoner's default is 320
     ]  # fmt: skip
     m = run_in_process([*base, *cot], tmp_path / "cot")
-    assert 0.0 <= m["test/accuracy"] <= 1.0 and m["test/tokens_per_problem"] > 0
-    t = run_in_process([*base, "method=dynasor_truncation", "method.budget=4"], tmp_path / "tr")
+    assert 0.0 <= m["test/accuracy"] <= 1.0 and m["test/tokens_per_problem"] <= 6 + 1
+    truncation = ["method=dynasor_truncation", "method.budget=4", "method.max_new_tokens=null"]
+    t = run_in_process([*base, *truncation], tmp_path / "tr")
     assert t["test/tokens_per_problem"] <= 4
     assert (tmp_path / "cot" / "plots" / "cot_tokens_vs_accuracy.png").is_file()
     synthetic = [
@@ -115,6 +138,9 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
         ("method.cap=2", "method.cap"),  # below detect_at (3)
         ("method.entropy_threshold=1.5", "method.entropy_threshold"),
         ("task.corpus=gsm8k", "task.data_root"),  # a local set needs its path
+        ("method=certaindex_tree method.cap=9", "method.cap"),  # more than pool_trees (5)
+        ("method=fixed_budget_tree method.program=mcts", "method.program"),
+        ("method=dynasor_cot model.slip_prob=2", "model.slip_prob"),
     ],
 )
 def test_bad_input_is_refused_early_naming_the_key(override, key):
@@ -122,7 +148,7 @@ def test_bad_input_is_refused_early_naming_the_key(override, key):
     from celine.validation import plan
 
     with pytest.raises(ConfigError) as err:
-        plan(compose(["task=dynasor", override]))
+        plan(compose(["task=dynasor", *override.split()]))
     assert err.value.key == key
 
 
