@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -24,7 +25,10 @@ from triton.testing import do_bench_cudagraph
 from celine.kernels.lut4_cuda import lut4_gemv_cuda, lut4_gemv_rows_cuda
 from celine.kernels.lut4_gemv import lut4_gemv
 from celine.kernels.lut_gemv import lut_gemv
-from celine.kernels.shiftadd_format import dequantize, encode_apot, pack_planes, packed_bytes
+from celine.kernels.shiftadd_format import dequantize, packed_bytes
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gemv_bench import bandwidth, random_format  # noqa: E402  (the same yardstick)
 
 SHAPES = [(8192, 8192), (28672, 8192)]
 KERNELS = {  # name -> (function, list of keyword configurations)
@@ -56,26 +60,6 @@ KERNELS = {  # name -> (function, list of keyword configurations)
         ],
     ),
 }
-
-
-def bandwidth() -> tuple[float, float]:
-    """(copy, read) GB/s on 2 GiB: a device-to-device copy counted as bytes read + written, and a
-    sum reduction counted as bytes read."""
-    a = torch.empty(2**30, dtype=torch.float16, device="cuda").normal_()
-    b = torch.empty_like(a)
-    copy_ms = do_bench_cudagraph(lambda: b.copy_(a))
-    read_ms = do_bench_cudagraph(lambda: a.sum(dtype=torch.float32))
-    return 2 * a.numel() * 2 / copy_ms / 1e6, a.numel() * 2 / read_ms / 1e6
-
-
-def random_format(n, k, q, row_group, col_group=8):
-    g = torch.Generator().manual_seed(n + k + q)
-    planes = pack_planes(torch.randint(0, 2, (q, n, k), generator=g, dtype=torch.int8) * 2 - 1)
-    shape = (k // col_group, n // row_group, q, 3)
-    codes = encode_apot(
-        torch.randint(-1, 2, shape, generator=g), torch.randint(-12, -2, shape, generator=g)
-    )
-    return planes.cuda(), codes.cuda()
 
 
 def main() -> None:

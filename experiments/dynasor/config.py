@@ -85,18 +85,7 @@ class CertaindexConfig:
         _check_program(self.program)
         in_range("method.detect_at", self.detect_at, 2)
         in_range("method.cap", self.cap, self.detect_at)
-        if self.entropy_threshold is None and self.reward_threshold is None:
-            raise ConfigError(
-                "method.entropy_threshold", None, "set at least one certaindex threshold"
-            )
-        for key in ("entropy_threshold", "reward_threshold"):
-            value = getattr(self, key)
-            if value is not None:
-                in_range(f"method.{key}", value, 0.0, 1.0)
-        one_of("method.reward_aggregate", self.reward_aggregate, REWARD_AGGREGATES)
-        existing_path("method.reward_model", self.reward_model)
-        for i, tau in enumerate(self.calibration_grid):
-            in_range(f"method.calibration_grid[{i}]", tau, 0.0, 1.0)
+        _check_certaindex(self)
 
 
 @dataclass
@@ -157,18 +146,7 @@ class CertaindexTreeConfig(TreeSearchSettings):
             raise ConfigError(
                 "method.detect_at", self.detect_at, "detect_at x width >= 2 for the entropy form"
             )
-        if self.entropy_threshold is None and self.reward_threshold is None:
-            raise ConfigError(
-                "method.entropy_threshold", None, "set at least one certaindex threshold"
-            )
-        for key in ("entropy_threshold", "reward_threshold"):
-            value = getattr(self, key)
-            if value is not None:
-                in_range(f"method.{key}", value, 0.0, 1.0)
-        one_of("method.reward_aggregate", self.reward_aggregate, REWARD_AGGREGATES)
-        existing_path("method.reward_model", self.reward_model)
-        for i, tau in enumerate(self.calibration_grid):
-            in_range(f"method.calibration_grid[{i}]", tau, 0.0, 1.0)
+        _check_certaindex(self)
 
 
 @dataclass
@@ -358,6 +336,20 @@ class LongReasonerConfig:
         for key in ("steps", "seq_len", "warmup"):
             in_range(f"model.{key}", getattr(self, key), 1)
         in_range("model.lr", self.lr, 0.0)
+
+
+def _check_certaindex(cfg) -> None:
+    """The certaindex settings the SC and tree-search Dynasor methods share."""
+    if cfg.entropy_threshold is None and cfg.reward_threshold is None:
+        raise ConfigError("method.entropy_threshold", None, "set at least one certaindex threshold")
+    for key in ("entropy_threshold", "reward_threshold"):
+        value = getattr(cfg, key)
+        if value is not None:
+            in_range(f"method.{key}", value, 0.0, 1.0)
+    one_of("method.reward_aggregate", cfg.reward_aggregate, REWARD_AGGREGATES)
+    existing_path("method.reward_model", cfg.reward_model)
+    for i, tau in enumerate(cfg.calibration_grid):
+        in_range(f"method.calibration_grid[{i}]", tau, 0.0, 1.0)
 
 
 def _check_program(program: str) -> None:

@@ -84,20 +84,26 @@ class DynasorTask:
         """The test pools alone (baselines need no calibration split)."""
         return self._pool("test", self.problems()[1], reward_model)
 
-    def _pool(self, split: str, problems, reward_model):
+    def _cache_path(self, kind: str, split: str, problems, reward_model, **settings) -> Path:
+        """Where a sampled pool of `kind` lives: keyed by the model, the problems, the sampling
+        settings, the seed and the reward scorer, so any change samples afresh."""
         cfg, lm = self.cfg, self.lm()
         key = pool_key(
             model=str(lm.path),
             model_meta=lm.meta.get("key", ""),
             questions=[p.question for p in problems],
-            pool_size=cfg.pool_size,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             max_new_tokens=cfg.max_new_tokens,
             seed=self.ctx.seed,
             reward=reward_model or "likelihood",
+            **settings,
         )
-        path = Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"pool-{split}-{key}.json"
+        return Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"{kind}-{split}-{key}.json"
+
+    def _pool(self, split: str, problems, reward_model):
+        cfg, lm = self.cfg, self.lm()
+        path = self._cache_path("pool", split, problems, reward_model, pool_size=cfg.pool_size)
         if path.is_file():
             self.ctx.log.info("reusing the %s chain pool %s", split, path.name)
             return load_pool(path)
@@ -152,18 +158,7 @@ class DynasorTask:
                 "pool_trees",
             )
         }
-        key = pool_key(
-            model=str(lm.path),
-            model_meta=lm.meta.get("key", ""),
-            questions=[p.question for p in problems],
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens,
-            seed=self.ctx.seed,
-            reward=reward_model or "likelihood",
-            **search,
-        )
-        path = Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"tree-{split}-{key}.json"
+        path = self._cache_path("tree", split, problems, reward_model, **search)
         if path.is_file():
             self.ctx.log.info("reusing the %s tree-search pool %s", split, path.name)
             return load_tree_pool(path)
