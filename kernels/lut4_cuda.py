@@ -1,4 +1,4 @@
-"""CUDA LUT-GEMVs with 4-input tables in shared memory, for ShiftAddLLM weights (GPU only).
+"""CUDA LUT-GEMV with 4-input tables in shared memory, for ShiftAddLLM weights (GPU only).
 
 The same computation as `lut4_gemv.py` (the Triton kernel) over the same storage format
 (`shiftadd_format.py`), written in CUDA because Triton gives no addressable shared memory:
@@ -7,20 +7,18 @@ load (16 fp32 entries sit in 16 distinct banks; all lanes of a warp read the sam
 on first use with `torch.utils.cpp_extension.load_inline` (needs nvcc, so GPU machines only; the
 CPU and CI use the Triton kernel under TRITON_INTERPRET or the PyTorch reference).
 
-Two kernels, both: each thread owns 4 consecutive rows and reads their words with one 16-byte
-load per (plane, word), issued before the tables are built so HBM latency overlaps the build;
-blockIdx.y splits K into WORDS int32 words, blockIdx.z is the input row; split-K partials go out
-as one 16-byte fp32 atomic per thread into a zeroed output.
+Each thread owns 4 consecutive rows and reads their words with one 16-byte load per (plane,
+word), the first tile's issued before the tables are built so HBM latency overlaps the build;
+blockIdx.y splits K into WORDS int32 words, blockIdx.z is the input row. The tables carry no
+scales, so one set serves every plane and every row of the block: the block walks `row_iters`
+tiles of 512 rows, prefetching the next tile's words into registers while it looks up the
+current one, and applies the scales (all row groups of its columns, staged in shared memory)
+once per (plane, 8-column block) as one FMA; each nibble's table offset is one byte permute.
+Split-K partials go out as one 16-byte fp32 atomic per thread into a zeroed output.
 
-- `lut4_gemv_cuda`: one 512-row tile per block, the block's APoT scales folded into its tables
-  (Q tables per column group), so the tile must lie in one row group (the Lat. layout).
-- `lut4_gemv_rows_cuda`: unscaled tables shared by every plane and row of the block; the block
-  walks `row_iters` tiles, prefetching the next tile's words into registers while it looks up the
-  current one, and applies the scales (all row groups of its columns, staged in shared memory)
-  once per (plane, 8-column block) as one FMA; nibble offsets come from one byte permute each.
-  Any row grouping whose scales fit 1024 floats. The faster of the two (bench/shiftadd).
-
-Measured on an H200 in `bench/shiftadd/` (experiments/shiftadd/README.md has the table).
+An earlier version folded the scales into per-plane tables (one 512-row tile per block, so the
+tile had to lie in one row group); it was slower on every shape and width measured and was
+removed (numbers in experiments/shiftadd/README.md).
 """
 
 from __future__ import annotations
@@ -50,84 +48,13 @@ __device__ __forceinline__ float decode_apot(int code) {
   return v;
 }
 
-template <int Q, int WORDS, int MINB>
-__global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
-    const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
-    float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group) {
-  __shared__ float T[Q * WORDS * 128];  // [plane][4-column group][key]
-  __shared__ float xs[WORDS * 32];
-  __shared__ float alpha[Q * WORDS * 4];  // [plane][8-column group]
-  const int m = blockIdx.z;
-  const int w0 = blockIdx.y * WORDS;
-  const int n0 = blockIdx.x * 4 * blockDim.x;
-  const int ng = n0 / row_group;
-  const int K = KW * 32;
-  const int row = n0 + 4 * threadIdx.x;
-  const bool row_ok = row < N;
-  // 1. issue this thread's weight loads first, so HBM latency overlaps the table build
-  int4 w[Q][WORDS];
-  #pragma unroll
-  for (int b = 0; b < Q; ++b) {
-    #pragma unroll
-    for (int j = 0; j < WORDS; ++j)
-      w[b][j] = (row_ok && w0 + j < KW)
-          ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
-          : make_int4(0, 0, 0, 0);
-  }
-  // 2. stage the block's activations and decoded scales
-  for (int e = threadIdx.x; e < WORDS * 32; e += blockDim.x) {
-    const int col = w0 * 32 + e;
-    xs[e] = col < K ? __half2float(x[(size_t)m * K + col]) : 0.f;
-  }
-  for (int e = threadIdx.x; e < Q * WORDS * 4; e += blockDim.x) {
-    const int b = e / (WORDS * 4), col = w0 * 32 + (e % (WORDS * 4)) * 8;
-    alpha[e] = col < K ? decode_apot(codes[((col / col_group) * NG + ng) * Q + b]) : 0.f;
-  }
-  __syncthreads();
-  // 3. the tables: T[b][g][key] = alpha * sum_t (2 bit_t(key) - 1) x[4g + t]
-  for (int e = threadIdx.x; e < Q * WORDS * 128; e += blockDim.x) {
-    const int key = e & 15, g = (e >> 4) % (WORDS * 8), b = (e >> 4) / (WORDS * 8);
-    const float* xg = xs + 4 * g;
-    const float s = ((key & 1) ? xg[0] : -xg[0]) + ((key & 2) ? xg[1] : -xg[1]) +
-                    ((key & 4) ? xg[2] : -xg[2]) + ((key & 8) ? xg[3] : -xg[3]);
-    T[e] = s * alpha[b * WORDS * 4 + g / 2];
-  }
-  __syncthreads();
-  if (!row_ok) return;
-  // 4. one conflict-free shared load per nibble
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  #pragma unroll
-  for (int b = 0; b < Q; ++b) {
-    #pragma unroll
-    for (int j = 0; j < WORDS; ++j) {
-      const float* Tj = T + (b * WORDS + j) * 128;
-      const int ws[4] = {w[b][j].x, w[b][j].y, w[b][j].z, w[b][j].w};
-      #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const unsigned u = ws[r];
-        #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          // byte offset of nibble i's entry (a multiply-high instead of the shift, to move it to
-          // the FMA pipe, measured slower on an H200)
-          const unsigned shifted = i == 0 ? u << 2 : u >> (4 * i - 2);
-          acc[r] += *reinterpret_cast<const float*>(
-              reinterpret_cast<const char*>(Tj + i * 16) + (shifted & 0x3C));
-        }
-      }
-    }
-  }
-  // one 16-byte vector atomic per thread (sm_90) instead of four scalar ones
-  atomicAdd(reinterpret_cast<float4*>(y + (size_t)m * N + row),
-            make_float4(acc[0], acc[1], acc[2], acc[3]));
-}
-
-// v2 ("rows"): tables without scales, shared by every plane and every row of the block, so a
+// Tables without scales, shared by every plane and every row of the block, so a
 // block can walk several row tiles (prefetching the next tile's words into registers while it
 // looks up the current one) whatever the row groups; the scales of all row groups of the block's
 // columns sit in shared memory and are applied once per (plane, 8-column block) as one FMA.
 // Each thread owns 4 consecutive rows (one 16-byte load per plane and word); tiles of 512 rows.
 template <int Q, int WORDS, int MINB>
-__global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
+__global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
     const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
     float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group, int row_iters) {
   __shared__ float T[WORDS * 128];  // [4-column group][key]
@@ -216,27 +143,6 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_rows_kernel(
 }
 
 torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes,
-                             int64_t col_group, int64_t row_group, int64_t words, int64_t threads, int64_t min_blocks) {
-  const int M = x.size(0), q = planes.size(0), KW = planes.size(1), N = planes.size(2);
-  const int NG = codes.size(1);
-  auto y = torch::zeros({M, N}, x.options().dtype(torch::kFloat32));
-  const int block_rows = 4 * threads;
-  dim3 grid((N + block_rows - 1) / block_rows, (KW + words - 1) / words, M);
-  auto stream = at::cuda::getCurrentCUDAStream();
-  const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
-#define LAUNCH(QQ, MB) lut4_gemv_kernel<QQ, 4, MB><<<grid, threads, 0, stream>>>( \
-      xp, planes.data_ptr<int>(), codes.data_ptr<int>(), y.data_ptr<float>(), N, KW, NG, \
-      row_group, col_group)
-#define LAUNCH_M(QQ) do { if (min_blocks >= 8) LAUNCH(QQ, 8); else LAUNCH(QQ, 4); } while (0)
-  TORCH_CHECK(words == 4, "words must be 4");
-  if (q == 2) LAUNCH_M(2); else if (q == 3) LAUNCH_M(3); else if (q == 4) LAUNCH_M(4);
-  else TORCH_CHECK(false, "q must be 2, 3 or 4");
-#undef LAUNCH_M
-#undef LAUNCH
-  return y;
-}
-
-torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes,
                                   int64_t col_group, int64_t row_group, int64_t min_blocks,
                                   int64_t row_iters, int64_t words) {
   const int M = x.size(0), q = planes.size(0), KW = planes.size(1), N = planes.size(2);
@@ -246,7 +152,7 @@ torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::
   dim3 grid((N + 512 * row_iters - 1) / (512 * row_iters), (KW + words - 1) / words, M);
   auto stream = at::cuda::getCurrentCUDAStream();
   const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
-#define LAUNCH(QQ, WW, MB) lut4_gemv_rows_kernel<QQ, WW, MB><<<grid, threads, 0, stream>>>( \
+#define LAUNCH(QQ, WW, MB) lut4_gemv_kernel<QQ, WW, MB><<<grid, threads, 0, stream>>>( \
       xp, planes.data_ptr<int>(), codes.data_ptr<int>(), y.data_ptr<float>(), N, KW, NG, \
       row_group, col_group, row_iters)
 #define LAUNCH_W(QQ, MB) do { if (words == 1) LAUNCH(QQ, 1, MB); else if (words == 2) LAUNCH(QQ, 2, MB); \
@@ -264,8 +170,6 @@ torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::
 
 CPP_SRC = (
     "torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
-    "int64_t col_group, int64_t row_group, int64_t words, int64_t threads, int64_t min_blocks);"
-    "torch::Tensor lut4_gemv_rows_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
     "int64_t col_group, int64_t row_group, int64_t min_blocks, int64_t row_iters, "
     "int64_t words);"
 )
@@ -279,7 +183,7 @@ def _module():
         name="celine_lut4_gemv",
         cpp_sources=CPP_SRC,
         cuda_sources=CUDA_SRC,
-        functions=["lut4_gemv_cuda", "lut4_gemv_rows_cuda"],
+        functions=["lut4_gemv_cuda"],
         extra_cuda_cflags=["-O3", "--use_fast_math", "-gencode=arch=compute_90,code=sm_90"],
         verbose=False,
     )
@@ -291,66 +195,30 @@ def lut4_gemv_cuda(
     codes: torch.Tensor,
     col_group: int,
     row_group: int,
-    words: int = 4,
-    threads: int = 128,
-    min_blocks: int = 8,  # blocks per SM the registers must allow: 8 (64 regs) or 4 (128)
-) -> torch.Tensor:
-    """`y = x @ W.T` for fp16 `x [M, K]` on a CUDA device -> `[M, N]` in x's dtype."""
-    q, kw, n = planes.shape
-    if not x.is_cuda:
-        raise ValueError("lut4_gemv_cuda runs on CUDA tensors only (use lut4_gemv elsewhere)")
-    if x.shape[1] != kw * 32:
-        raise ValueError(f"x has K={x.shape[1]} columns but the planes hold {kw * 32}")
-    if n % 4 or row_group % (4 * threads) and row_group < n:
-        raise ValueError(
-            f"lut4_gemv_cuda needs N ({n}) divisible by 4 and row_group ({row_group}) a multiple "
-            f"of the block's {4 * threads} rows"
-        )
-    if threads not in (32, 64, 128):
-        raise ValueError(f"threads={threads}: allowed 32, 64 or 128 (the kernel's launch bound)")
-    if col_group % 8:
-        raise ValueError(f"col_group={col_group} must be a multiple of 8")
-    y = _module().lut4_gemv_cuda(
-        x.half().contiguous(),
-        planes.contiguous(),
-        codes.contiguous(),
-        col_group,
-        row_group,
-        words,
-        threads,
-        min_blocks,
-    )
-    return y.to(x.dtype)
-
-
-def lut4_gemv_rows_cuda(
-    x: torch.Tensor,
-    planes: torch.Tensor,
-    codes: torch.Tensor,
-    col_group: int,
-    row_group: int,
     min_blocks: int = 6,  # blocks per SM the registers must allow (4: 128 registers, 6: 80, 8: 64)
     row_iters: int = 4,  # 512-row tiles a block walks
     words: int = 2,  # int32 words (32 columns each) per block: 1 or 2
 ) -> torch.Tensor:
-    """The "rows" variant: unscaled tables shared by all planes and rows of a block, which walks
-    `row_iters` tiles of 512 rows (prefetching the next tile's words); any row grouping whose
-    scales for one block fit in shared memory."""
+    """`y = x @ W.T` for `x [M, K]` (used as fp16) on a CUDA device -> `[M, N]` in x's dtype.
+
+    Any row grouping whose scales for one block (`row_iters` tiles of 512 rows) fit in shared
+    memory; `min_blocks`, `row_iters` and `words` are the tile knobs benchmarked in
+    bench/shiftadd/lut4_bench.py."""
     q, kw, n = planes.shape
     if not x.is_cuda:
-        raise ValueError("lut4_gemv_rows_cuda runs on CUDA tensors only")
+        raise ValueError("lut4_gemv_cuda runs on CUDA tensors only")
     if x.shape[1] != kw * 32 or n % 4 or row_group % 4 or col_group % 8:
         raise ValueError(
-            f"lut4_gemv_rows_cuda needs K = 32 * words ({x.shape[1]} vs {kw * 32}), N ({n}) and "
+            f"lut4_gemv_cuda needs K = 32 * words ({x.shape[1]} vs {kw * 32}), N ({n}) and "
             f"row_group ({row_group}) divisible by 4, col_group ({col_group}) by 8"
         )
     groups_per_block = -(-512 * row_iters // row_group) + 1
     if min(groups_per_block, codes.shape[1]) * q * words * 4 > 1024:
         raise ValueError(
             f"row_group={row_group} with row_iters={row_iters}: the block's scales do not fit "
-            "its 1024-float shared buffer; use lut4_gemv_cuda or fewer row_iters"
+            "its 1024-float shared buffer; use fewer row_iters (or lut_gemv)"
         )
-    y = _module().lut4_gemv_rows_cuda(
+    y = _module().lut4_gemv_cuda(
         x.half().contiguous(),
         planes.contiguous(),
         codes.contiguous(),

@@ -22,7 +22,7 @@ import torch
 import triton
 from triton.testing import do_bench_cudagraph
 
-from celine.kernels.lut4_cuda import lut4_gemv_cuda, lut4_gemv_rows_cuda
+from celine.kernels.lut4_cuda import lut4_gemv_cuda
 from celine.kernels.lut4_gemv import lut4_gemv
 from celine.kernels.lut_gemv import lut_gemv
 from celine.kernels.shiftadd_format import dequantize, packed_bytes
@@ -42,10 +42,6 @@ KERNELS = {  # name -> (function, list of keyword configurations)
     ),
     "lut4_cuda": (
         lut4_gemv_cuda,
-        [dict(words=4, min_blocks=b) for b in (8, 4)],
-    ),
-    "lut4_rows_cuda": (
-        lut4_gemv_rows_cuda,
         [
             dict(min_blocks=b, row_iters=i, words=w)
             for b, i, w in (

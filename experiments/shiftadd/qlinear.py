@@ -53,9 +53,9 @@ class ShiftAddLinear(nn.Module):
     def lut_forward(self, x2d: torch.Tensor) -> torch.Tensor:
         args = (self.planes, self.codes, self.col_group, self.row_group)
         if x2d.is_cuda and self.kernel == "cuda":
-            from celine.kernels.lut4_cuda import lut4_gemv_rows_cuda
+            from celine.kernels.lut4_cuda import lut4_gemv_cuda
 
-            return lut4_gemv_rows_cuda(x2d, *args)
+            return lut4_gemv_cuda(x2d, *args)
         if x2d.is_cuda and self.row_group % LUT4_BLOCK_N == 0:
             from celine.kernels.lut4_gemv import lut4_gemv
 

@@ -54,6 +54,21 @@ def test_packed_model_runs_the_lut_path_and_matches_the_dequantized_weights():
     assert not any(block_linears(b) for b in decoder_blocks(model))  # no nn.Linear left
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("kernel", ["triton", "cuda"])
+def test_decode_kernels_on_cuda_match_the_dequantized_weights(kernel):
+    model, dense = quantized_tiny_model()
+    mods = [
+        m for blk in decoder_blocks(model) for m in blk.modules() if isinstance(m, ShiftAddLinear)
+    ]
+    for mod in mods:
+        mod.kernel = kernel
+        mod.cuda()
+        x = torch.randn(2, mod.in_features, device="cuda")
+        want = x @ mod.dequantized().float().T
+        assert torch.allclose(mod(x).float(), want, rtol=2e-3, atol=2e-3)
+
+
 @pytest.fixture
 def hf_checkpoint(tmp_path):
     """The random tiny Llama as a local checkpoint, and a small text_dir corpus beside it."""
