@@ -7,18 +7,19 @@ load (16 fp32 entries sit in 16 distinct banks; all lanes of a warp read the sam
 on first use with `torch.utils.cpp_extension.load_inline` (needs nvcc, so GPU machines only; the
 CPU and CI use the Triton kernel under TRITON_INTERPRET or the PyTorch reference).
 
-Each thread owns 4 consecutive rows and reads their words with one 16-byte load per (plane,
-word), the first tile's issued before the tables are built so HBM latency overlaps the build;
-blockIdx.y splits K into WORDS int32 words, blockIdx.z is the input row. The tables carry no
-scales, so one set serves every plane and every row of the block: the block walks `row_iters`
-tiles of 512 rows, prefetching the next tile's words into registers while it looks up the
-current one, and applies the scales (all row groups of its columns, staged in shared memory)
-once per (plane, 8-column block) as one FMA; each nibble's table offset is one byte permute.
-Split-K partials go out as one 16-byte fp32 atomic per thread into a zeroed output.
+Work split: blockIdx.y owns `words` int32 words of K (32 columns each), blockIdx.x owns
+`row_iters` tiles of 512 rows, blockIdx.z the input row; each thread owns 4 consecutive rows and
+reads their words with one 16-byte load per (plane, word), the next tile's while it looks up the
+current one (the first tile's issued before the tables are built). Many short blocks (with `words=1`, 256
+splits of K = 8192) keep loads and lookups of different blocks overlapping on every SM; the
+measured alternatives (one wave of long blocks with a register ring over words, clusters that
+reduce split-K partials through distributed shared memory, an in-kernel last-block finish, L2 bulk
+prefetch) were slower (experiments/shiftadd/README.md).
 
-An earlier version folded the scales into per-plane tables (one 512-row tile per block, so the
-tile had to lie in one row group); it was slower on every shape and width measured and was
-removed (numbers in experiments/shiftadd/README.md).
+Split-K partials go out as one 16-byte fp32 atomic per thread into a zeroed workspace; a second
+small kernel, launched as a programmatic dependent (its launch overlaps the GEMV's last blocks),
+writes the fp16 output and leaves the workspace at zero for the next call. The workspace lives per
+(device, M, N), so calls of one shape must not run concurrently on two streams.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CUDA_SRC = r"""
 #include <ATen/cuda/CUDAContext.h>
 
 #define ALPHA_SMEM 1024  // floats of scales per block (row groups x planes x 8-column blocks)
+#define TILE 512         // rows per tile: 128 threads x 4 rows
 
 __device__ __forceinline__ float decode_apot(int code) {
   float v = 0.f;
@@ -48,32 +50,38 @@ __device__ __forceinline__ float decode_apot(int code) {
   return v;
 }
 
-// Tables without scales, shared by every plane and every row of the block, so a
-// block can walk several row tiles (prefetching the next tile's words into registers while it
-// looks up the current one) whatever the row groups; the scales of all row groups of the block's
-// columns sit in shared memory and are applied once per (plane, 8-column block) as one FMA.
-// Each thread owns 4 consecutive rows (one 16-byte load per plane and word); tiles of 512 rows.
-template <int Q, int WORDS, int MINB>
-__global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
-    const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
-    float* __restrict__ y, int N, int KW, int NG, int row_group, int col_group, int row_iters) {
-  __shared__ float T[WORDS * 128];  // [4-column group][key]
-  __shared__ float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
-  const int m = blockIdx.z;
-  const int w0 = blockIdx.y * WORDS;
-  const int K = KW * 32;
-  constexpr int tile = 512;
-  const int n0 = blockIdx.x * tile * row_iters;
-  int row = n0 + 4 * threadIdx.x;
-  int4 cur[Q][WORDS];
+// The Q x WORDS plane words of 4 consecutive rows, or zeros past the edges.
+template <int Q, int WORDS>
+__device__ __forceinline__ void load_tile(int4 (&dst)[Q][WORDS], const int* __restrict__ planes,
+                                          int KW, int N, int w0, int row, bool ok) {
   #pragma unroll
   for (int b = 0; b < Q; ++b) {
     #pragma unroll
     for (int j = 0; j < WORDS; ++j)
-      cur[b][j] = row < N && w0 + j < KW
+      dst[b][j] = ok && row < N && w0 + j < KW
           ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
           : make_int4(0, 0, 0, 0);
   }
+}
+
+// Tables without scales, shared by every plane and every row of the block, so a block walks
+// several row tiles (prefetching the next tile's words into registers while it looks up the
+// current one) whatever the row groups; the scales of all row groups of the block's columns sit in
+// shared memory and are applied once per (plane, 8-column block) as one FMA. Each thread owns 4
+// consecutive rows (one 16-byte load per plane and word). Split-K partials go out as one 16-byte
+// fp32 atomic per thread into a workspace that `finish_kernel` reads and leaves zeroed.
+template <int Q, int WORDS, int MINB>
+__global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
+    const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
+    float* __restrict__ partial, int N, int KW, int NG, int row_group, int col_group,
+    int row_iters) {
+  __shared__ float T[WORDS * 128];  // [4-column group][key]
+  __shared__ float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
+  const int m = blockIdx.z, w0 = blockIdx.y * WORDS, K = KW * 32;
+  const int n0 = blockIdx.x * TILE * row_iters;
+  int row = n0 + 4 * threadIdx.x;
+  int4 cur[Q][WORDS];
+  load_tile<Q, WORDS>(cur, planes, KW, N, w0, row, true);
   for (int e = threadIdx.x; e < WORDS * 128; e += blockDim.x) {
     const int key = e & 15, col = (w0 * 8 + (e >> 4)) * 4;
     float s = 0.f;
@@ -85,24 +93,16 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
     T[e] = s;
   }
   const int ng0 = n0 / row_group;
-  const int ng_count = min(NG - ng0, (tile * row_iters + row_group - 1) / row_group + 1);
+  const int ng_count = min(NG - ng0, (TILE * row_iters + row_group - 1) / row_group + 1);
   for (int e = threadIdx.x; e < ng_count * Q * WORDS * 4; e += blockDim.x) {
     const int blk = e % (WORDS * 4), b = (e / (WORDS * 4)) % Q, g = e / (WORDS * 4 * Q);
     const int col = w0 * 32 + blk * 8;
     alpha[e] = col < K ? decode_apot(codes[((col / col_group) * NG + ng0 + g) * Q + b]) : 0.f;
   }
   __syncthreads();
-  for (int it = 0; it < row_iters; ++it, row += tile) {
+  for (int it = 0; it < row_iters; ++it, row += TILE) {
     int4 nxt[Q][WORDS];
-    const int next_row = row + tile;
-    #pragma unroll
-    for (int b = 0; b < Q; ++b) {
-      #pragma unroll
-      for (int j = 0; j < WORDS; ++j)
-        nxt[b][j] = it + 1 < row_iters && next_row < N && w0 + j < KW
-            ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + next_row))
-            : make_int4(0, 0, 0, 0);
-    }
+    load_tile<Q, WORDS>(nxt, planes, KW, N, w0, row + TILE, it + 1 < row_iters);
     if (row < N) {
       const float* a = alpha + (row / row_group - ng0) * Q * WORDS * 4;
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -129,50 +129,77 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
           }
         }
       }
-      atomicAdd(reinterpret_cast<float4*>(y + (size_t)m * N + row),
+      atomicAdd(reinterpret_cast<float4*>(partial + (size_t)m * N + row),
                 make_float4(acc[0], acc[1], acc[2], acc[3]));
     }
     #pragma unroll
     for (int b = 0; b < Q; ++b) {
       #pragma unroll
-      for (int j = 0; j < WORDS; ++j) {
-        cur[b][j] = nxt[b][j];
-      }
+      for (int j = 0; j < WORDS; ++j) cur[b][j] = nxt[b][j];
     }
   }
+  // this block is done: once every block is, the finishing kernel may launch (it still waits
+  // for this grid's memory before reading)
+  asm volatile("griddepcontrol.launch_dependents;");
 }
 
-torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes,
-                                  int64_t col_group, int64_t row_group, int64_t min_blocks,
-                                  int64_t row_iters, int64_t words) {
+// The split-K sums -> y in fp16, the workspace left at zero for the next call. Launched as a
+// programmatic dependent of the GEMV kernel, so its launch overlaps the GEMV's last blocks.
+__global__ void finish_kernel(float* __restrict__ partial, __half* __restrict__ y, int total) {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  const int i = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= total) return;
+  float4* p = reinterpret_cast<float4*>(partial + i);
+  const float4 s = *p;
+  *p = make_float4(0.f, 0.f, 0.f, 0.f);
+  const __half2 h01 = __floats2half2_rn(s.x, s.y), h23 = __floats2half2_rn(s.z, s.w);
+  uint2 out;
+  out.x = *reinterpret_cast<const unsigned*>(&h01);
+  out.y = *reinterpret_cast<const unsigned*>(&h23);
+  *reinterpret_cast<uint2*>(y + i) = out;
+}
+
+void lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, torch::Tensor y,
+                    torch::Tensor partial, int64_t col_group, int64_t row_group, int64_t min_blocks,
+                    int64_t row_iters, int64_t words) {
   const int M = x.size(0), q = planes.size(0), KW = planes.size(1), N = planes.size(2);
   const int NG = codes.size(1);
-  auto y = torch::zeros({M, N}, x.options().dtype(torch::kFloat32));
-  const int threads = 128;
-  dim3 grid((N + 512 * row_iters - 1) / (512 * row_iters), (KW + words - 1) / words, M);
+  dim3 grid((N + TILE * row_iters - 1) / (TILE * row_iters), (KW + words - 1) / words, M);
   auto stream = at::cuda::getCurrentCUDAStream();
-  const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
-#define LAUNCH(QQ, WW, MB) lut4_gemv_kernel<QQ, WW, MB><<<grid, threads, 0, stream>>>( \
-      xp, planes.data_ptr<int>(), codes.data_ptr<int>(), y.data_ptr<float>(), N, KW, NG, \
-      row_group, col_group, row_iters)
+#define LAUNCH(QQ, WW, MB) lut4_gemv_kernel<QQ, WW, MB><<<grid, 128, 0, stream>>>(               \
+      reinterpret_cast<const __half*>(x.data_ptr<at::Half>()), planes.data_ptr<int>(),         \
+      codes.data_ptr<int>(), partial.data_ptr<float>(), N, KW, NG, row_group, col_group, row_iters)
 #define LAUNCH_W(QQ, MB) do { if (words == 1) LAUNCH(QQ, 1, MB); else if (words == 2) LAUNCH(QQ, 2, MB); \
   else TORCH_CHECK(false, "words must be 1 or 2"); } while (0)
 #define LAUNCH_M(QQ) do { if (min_blocks >= 8) LAUNCH_W(QQ, 8); else if (min_blocks >= 6) LAUNCH_W(QQ, 6); \
   else LAUNCH_W(QQ, 4); } while (0)
   if (q == 2) LAUNCH_M(2); else if (q == 3) LAUNCH_M(3); else if (q == 4) LAUNCH_M(4);
   else TORCH_CHECK(false, "q must be 2, 3 or 4");
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 #undef LAUNCH_M
 #undef LAUNCH_W
 #undef LAUNCH
-  return y;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((M * N / 4 + 255) / 256);
+  cfg.blockDim = dim3(256);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, finish_kernel, partial.data_ptr<float>(),
+                                    reinterpret_cast<__half*>(y.data_ptr<at::Half>()), M * N));
 }
 """
 
 CPP_SRC = (
-    "torch::Tensor lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
-    "int64_t col_group, int64_t row_group, int64_t min_blocks, int64_t row_iters, "
-    "int64_t words);"
+    "void lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "
+    "torch::Tensor y, torch::Tensor partial, int64_t col_group, int64_t row_group, "
+    "int64_t min_blocks, int64_t row_iters, int64_t words);"
 )
+TILE = 512  # rows per block tile (128 threads x 4 rows)
+ALPHA_SMEM = 1024  # floats of scales a block stages in shared memory
 
 
 @functools.cache
@@ -180,7 +207,7 @@ def _module():
     from torch.utils.cpp_extension import load_inline
 
     return load_inline(
-        name="celine_lut4_gemv",
+        name="celine_lut4_gemv_v3",
         cpp_sources=CPP_SRC,
         cuda_sources=CUDA_SRC,
         functions=["lut4_gemv_cuda"],
@@ -189,22 +216,35 @@ def _module():
     )
 
 
+_WORKSPACES: dict[tuple, torch.Tensor] = {}
+
+
+def _workspace(device: torch.device, m: int, n: int) -> torch.Tensor:
+    """The zeroed fp32 split-K accumulator for (device, M, N); every call leaves it zeroed again
+    (`finish_kernel`), so it is allocated once."""
+    key = (device, m, n)
+    if key not in _WORKSPACES:
+        _WORKSPACES[key] = torch.zeros(m, n, dtype=torch.float32, device=device)
+    return _WORKSPACES[key]
+
+
 def lut4_gemv_cuda(
     x: torch.Tensor,
     planes: torch.Tensor,
     codes: torch.Tensor,
     col_group: int,
     row_group: int,
-    min_blocks: int = 6,  # blocks per SM the registers must allow (4: 128 registers, 6: 80, 8: 64)
+    min_blocks: int = 8,  # blocks per SM the registers must allow (4: 128 registers, 6: 80, 8: 64)
     row_iters: int = 4,  # 512-row tiles a block walks
-    words: int = 2,  # int32 words (32 columns each) per block: 1 or 2
+    words: int = 1,  # int32 words (32 columns each) of K per block: 1 or 2
 ) -> torch.Tensor:
     """`y = x @ W.T` for `x [M, K]` (used as fp16) on a CUDA device -> `[M, N]` in x's dtype.
 
     Any row grouping whose scales for one block (`row_iters` tiles of 512 rows) fit in shared
-    memory; `min_blocks`, `row_iters` and `words` are the tile knobs benchmarked in
-    bench/shiftadd/lut4_bench.py."""
+    memory; the knobs are benchmarked in bench/shiftadd/lut4_bench.py. Calls that share a shape
+    share a workspace, so run them on one stream."""
     q, kw, n = planes.shape
+    m = x.shape[0]
     if not x.is_cuda:
         raise ValueError("lut4_gemv_cuda runs on CUDA tensors only")
     if x.shape[1] != kw * 32 or n % 4 or row_group % 4 or col_group % 8:
@@ -212,16 +252,19 @@ def lut4_gemv_cuda(
             f"lut4_gemv_cuda needs K = 32 * words ({x.shape[1]} vs {kw * 32}), N ({n}) and "
             f"row_group ({row_group}) divisible by 4, col_group ({col_group}) by 8"
         )
-    groups_per_block = -(-512 * row_iters // row_group) + 1
-    if min(groups_per_block, codes.shape[1]) * q * words * 4 > 1024:
+    groups_per_block = -(-TILE * row_iters // row_group) + 1
+    if min(groups_per_block, codes.shape[1]) * q * words * 4 > ALPHA_SMEM:
         raise ValueError(
             f"row_group={row_group} with row_iters={row_iters}: the block's scales do not fit "
-            "its 1024-float shared buffer; use fewer row_iters (or lut_gemv)"
+            f"its {ALPHA_SMEM}-float shared buffer; use fewer row_iters (or lut_gemv)"
         )
-    y = _module().lut4_gemv_cuda(
+    y = torch.empty(m, n, dtype=torch.float16, device=x.device)
+    _module().lut4_gemv_cuda(
         x.half().contiguous(),
         planes.contiguous(),
         codes.contiguous(),
+        y,
+        _workspace(x.device, m, n),
         col_group,
         row_group,
         min_blocks,

@@ -8,6 +8,11 @@ shape and bit width: cuBLAS `F.linear` in fp16, then each kernel at each of a fe
 configurations (the best kept), its speed-up over cuBLAS, GB/s over the packed bytes, % of the
 measured copy bandwidth and the ideal time (packed bytes / copy bandwidth) beside it, and the
 relative error against the dequantized weight in float64 (a wrong result is never kept).
+
+Every kernel, cuBLAS included, cycles through enough copies of its weights to cover four times
+the L2 cache (`--no-rotate`: one copy): a model's layers each read their own weights once per
+token, and 8192x8192 at 3 bits (25 MB) would otherwise sit in the H100/H200's 50 MB L2 between
+calls. The best configuration is also timed on one copy (`us_l2_hot`) for comparison.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -44,18 +50,23 @@ KERNELS = {  # name -> (function, list of keyword configurations)
         lut4_gemv_cuda,
         [
             dict(min_blocks=b, row_iters=i, words=w)
-            for b, i, w in (
-                (6, 4, 2),
-                (4, 4, 2),
-                (6, 2, 2),
-                (6, 1, 2),
-                (6, 4, 1),
-                (8, 2, 1),
-                (8, 4, 1),
-            )
+            for b, i, w in ((8, 4, 1), (8, 2, 1), (6, 4, 1), (8, 2, 2), (6, 4, 2), (4, 4, 2))
         ],
     ),
 }
+
+
+def copies_for(nbytes: int, rotate: bool) -> int:
+    """Weight copies a timed call cycles through so that none is still in L2 when reread."""
+    if not rotate:
+        return 1
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    return max(2, math.ceil(4 * l2 / nbytes))
+
+
+def time_per_call(fns) -> float:
+    """ms per call of a list of equivalent calls on different weight copies, run in turn."""
+    return do_bench_cudagraph(lambda: [f() for f in fns]) / len(fns)
 
 
 def main() -> None:
@@ -63,57 +74,74 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("."))
     parser.add_argument("--bits", default="3,2,4")
     parser.add_argument("--kernels", default=",".join(KERNELS))
+    parser.add_argument("--no-rotate", dest="rotate", action="store_false")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name()
     bw, read_bw = bandwidth()
     print(f"{name}: copy {bw:.0f} GB/s, read {read_bw:.0f} GB/s; torch {torch.__version__}, "
-          f"triton {triton.__version__}")  # fmt: skip
+          f"triton {triton.__version__}; rotate weights: {args.rotate}")  # fmt: skip
     rows = []
     for n, k in SHAPES:
-        w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
         x = torch.randn(1, k, dtype=torch.float16, device="cuda")
-        fp16_ms = do_bench_cudagraph(lambda w16=w16, x=x: torch.nn.functional.linear(x, w16))
-        del w16
+        w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
+        dense = [w16] + [w16.clone() for _ in range(copies_for(w16.nbytes, args.rotate) - 1)]
+        fp16_ms = time_per_call(
+            [functools.partial(torch.nn.functional.linear, x, w) for w in dense]
+        )
+        print(f"{n}x{k} cuBLAS fp16: {fp16_ms * 1e3:.1f} us over {len(dense)} weight copies")
+        del w16, dense
         for q in (int(b) for b in args.bits.split(",")):
             row_group = n // 8
             planes, codes = random_format(n, k, q, row_group)
             nbytes = packed_bytes(n, k, q, 8, row_group)
             ref = x.double() @ dequantize(planes, codes, 8, row_group).double().T
+            packed = [(planes, codes)] + [
+                (planes.clone(), codes.clone()) for _ in range(copies_for(nbytes, args.rotate) - 1)
+            ]
             for kname in args.kernels.split(","):
                 fn_base, configs = KERNELS[kname]
                 best = None
                 for cfg in configs:
-                    fn = functools.partial(fn_base, x, planes, codes, 8, row_group, **cfg)
+                    fns = [
+                        functools.partial(fn_base, x, p, c, 8, row_group, **cfg) for p, c in packed
+                    ]
                     label = f"  {n}x{k} q={q} {kname} {cfg}"
                     try:
-                        y = fn().double()
-                        ms = do_bench_cudagraph(fn)
+                        y = fns[0]().double()
+                        ms = time_per_call(fns)
+                        y_after = fns[-1]().double()  # still right after hundreds of calls
                     except Exception as err:  # a configuration this toolchain cannot build
                         print(f"{label}: failed ({type(err).__name__}: {str(err)[:300]})")
                         continue
-                    rel = float((y - ref).norm() / ref.norm())
+                    rel = max(float((v - ref).norm() / ref.norm()) for v in (y, y_after))
                     print(f"{label}: {ms * 1e3:.1f} us, rel. err {rel:.1e}", flush=True)
                     if rel < 1e-2 and (best is None or ms < best[0]):
                         best = (ms, cfg, rel)
                 if best is None:
                     continue
                 ms, cfg, rel = best
+                hot_ms = time_per_call(
+                    [functools.partial(fn_base, x, planes, codes, 8, row_group, **cfg)]
+                )
                 rows.append({
                     "gpu": name, "N": n, "K": k, "bits": q, "kernel": kname, "config": str(cfg),
                     "us": ms * 1e3, "fp16_cublas_us": fp16_ms * 1e3,
                     "speedup_vs_fp16": fp16_ms / ms, "packed_MB": nbytes / 1e6,
                     "GBps_packed": nbytes / ms / 1e6, "pct_copy_bw": 100 * nbytes / ms / 1e6 / bw,
+                    "pct_read_bw": 100 * nbytes / ms / 1e6 / read_bw,
                     "ideal_us": nbytes / bw / 1e3, "fp16_GBps": n * k * 2 / fp16_ms / 1e6,
                     "copy_GBps": bw, "read_GBps": read_bw, "rel_err_vs_dequant": rel,
+                    "weight_copies": len(packed), "us_l2_hot": hot_ms * 1e3,
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), flush=True)
+            del packed
     import pandas as pd
 
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "shiftadd_lut4_gemv.csv", index=False)
     cols = ["N", "K", "bits", "kernel", "us", "ideal_us", "fp16_cublas_us", "speedup_vs_fp16",
-            "GBps_packed", "pct_copy_bw", "rel_err_vs_dequant"]  # fmt: skip
+            "GBps_packed", "pct_copy_bw", "pct_read_bw", "us_l2_hot", "rel_err_vs_dequant"]  # fmt: skip
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
