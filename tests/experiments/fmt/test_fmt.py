@@ -233,3 +233,21 @@ def test_nad_attention_maps_and_stages():
     assert attention_layers(resnet) == ["layer1", "layer2", "layer3"]  # BackdoorBench: last three
     lenet = build_classifier("lenet5", 10, 1, width=1.0, size=8)
     assert attention_layers(lenet) == ["conv1", "conv2"]
+
+
+def test_probe_detection_quality_percentiles_and_hits():
+    """The detection probe's measure: ground-truth maps scored lowest have percentile 0 and full
+    hits; all-tied scores (no random start: the map attack has no gradient) give exactly .50."""
+    from celine.experiments.fmt.probe_detection import detection_quality
+
+    truth = {"layer1.0.conv1": [0, 1], "layer3.0.conv1": [7, 6]}
+    perfect = {"layer1.0.conv1": torch.arange(8.0), "layer3.0.conv1": -torch.arange(8.0)}
+    q = detection_quality(perfect, truth, 0.25)
+    assert q["pct"] == pytest.approx(1 / 14) and q["pct_s3"] == pytest.approx(1 / 14)
+    assert q["hit"] == 1.0  # the 2 lowest of each layer are exactly the ground truth
+    worst = {name: -s for name, s in perfect.items()}
+    q = detection_quality(worst, truth, 0.25)
+    assert q["pct"] == pytest.approx(13 / 14) and q["hit"] == 0.0
+    tied = {name: torch.ones(8) for name in truth}
+    q = detection_quality(tied, truth, 0.25)
+    assert q["pct"] == 0.5 and q["pct_s1"] == 0.5 and q["pct_s3"] == 0.5
