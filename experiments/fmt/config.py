@@ -92,11 +92,12 @@ class FMTConfig(FineTuneConfig):
     """FMT/FMP: per map, a feature-map attack from a random start; score = accuracy on it."""
 
     name: str = "fmt"
-    eps: float = 0.2  # L-inf radius of the feature-map attack (FMP's yaml value is not public)
-    alpha: float = 0.05  # step size (and the random start's amplitude for random_start=sign)
-    steps: int = 5  # 1 = FMP's FGSM script; pgd-feature.py iterates
-    random_start: str = "sign"  # sign (FMP) | uniform | none
-    attack_samples: int = 64  # clean images attacked per map (FMP: one batch, 32 .. 1024)
+    eps: float = 0.1  # L-inf radius of the feature-map attack (FMP's yaml value is not public)
+    alpha: float = 0.1  # step size (and the random start's amplitude for random_start=sign)
+    steps: int = 1  # 1 = FMP's FGSM script (fgsm-feature.py); pgd-feature.py iterates
+    random_start: str = "sign"  # sign (FMP) | uniform | none (no start: no gradient, all tied)
+    attack_samples: int = 1024  # clean images attacked per map, at most the defender's subset
+    # (pgd-feature.py: one batch of 1024 on CIFAR-10)
     prune_ratio: float | None = 0.125  # per layer; None = the paper's N // 64 rule
     selection: str = "lowest"  # lowest (fgsm-feature.py) | kmeans (pgd-feature.py minority)
     score: str = "accuracy"  # accuracy (FMP) | mode_share (share of the most common prediction)

@@ -18,6 +18,32 @@ def _predict(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
     return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
 
+def map_attack_predictions(
+    model: nn.Module,
+    x: Tensor,
+    layer: str,
+    *,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: str,
+    generator: torch.Generator,
+    maps_per_call: int = 16,
+) -> Tensor:
+    """FMT's test of every map of one conv layer: for each map, the model's predictions `[maps,
+    len(x)]` on the inputs attacked (PGD/FGSM from a random start) to maximise that map's change."""
+    n_maps = conv_layers(model)[layer].out_channels
+    preds = []
+    for start in range(0, n_maps, maps_per_call):
+        chans = list(range(start, min(n_maps, start + maps_per_call)))
+        adv = feature_map_pgd(
+            model, x, layer, chans, eps=eps, alpha=alpha, steps=steps,
+            random_start=random_start, generator=generator,
+        )  # fmt: skip
+        preds.append(_predict(model, adv.flatten(0, 1)).view(len(chans), len(x)))
+    return torch.cat(preds)
+
+
 def fmt_scores(
     model: nn.Module,
     x: Tensor,
@@ -44,25 +70,24 @@ def fmt_scores(
     g = torch.Generator().manual_seed(40_009 + seed)
     out: dict[str, Tensor] = {}
     for li, name in enumerate(layers):
-        n_maps = conv_layers(model)[name].out_channels
-        scores = torch.empty(n_maps)
-        for start in range(0, n_maps, maps_per_call):
-            chans = list(range(start, min(n_maps, start + maps_per_call)))
-            adv = feature_map_pgd(
-                model, x, name, chans, eps=eps, alpha=alpha, steps=steps,
-                random_start=random_start, generator=g,
-            )  # fmt: skip
-            pred = _predict(model, adv.flatten(0, 1)).view(len(chans), len(x))
-            for k, c in enumerate(chans):
-                if score == "accuracy":
-                    scores[c] = (pred[k] == y).float().mean()
-                else:
-                    counts = torch.bincount(pred[k], minlength=int(y.max()) + 1)
-                    scores[c] = -counts.max().float() / len(x)
-        out[name] = scores
+        pred = map_attack_predictions(
+            model, x, name, eps=eps, alpha=alpha, steps=steps, random_start=random_start,
+            generator=g, maps_per_call=maps_per_call,
+        )  # fmt: skip
+        if score == "accuracy":
+            out[name] = (pred == y).float().mean(1)
+        else:
+            out[name] = -mode_share(pred, int(y.max()) + 1)
         if progress is not None:
             progress(name, li + 1, len(layers))
     return out
+
+
+def mode_share(pred: Tensor, n_classes: int) -> Tensor:
+    """Per row of predictions `[maps, n]`, the share of its most frequent class."""
+    n_classes = max(n_classes, int(pred.max()) + 1)
+    counts = torch.stack([torch.bincount(p, minlength=n_classes) for p in pred])
+    return counts.max(1).values.float() / pred.shape[1]
 
 
 def prune_count(n_maps: int, ratio: float | None) -> int:
