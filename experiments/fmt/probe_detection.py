@@ -54,7 +54,6 @@ def load_task(attack: str, seed: int, arch: str, width: float, outputs: Path) ->
     return FMTTask(FMTTaskConfig(attack=attack), ctx)
 
 
-@torch.no_grad()
 def map_scores(model, x, y, target, *, eps, alpha, steps, random_start, seed, per_call=16):
     """{score: {layer: Tensor[maps]}}, every score low = suspect (as fmt_scores)."""
     model.eval()

@@ -252,3 +252,21 @@ def test_probe_detection_quality_percentiles_and_hits():
     tied = {name: torch.ones(8) for name in truth}
     q = detection_quality(tied, truth, 0.25)
     assert q["pct"] == 0.5 and q["pct_s1"] == 0.5 and q["pct_s3"] == 0.5
+
+
+def test_probe_map_scores_run_the_map_attack_for_every_map():
+    """The probe's scores come from a real (gradient) attack on every map of every conv layer:
+    one finite score per map, and accuracy and mode share read the same predictions."""
+    from celine.experiments.fmt.probe_detection import map_scores
+    from celine.vision.zoo import build_classifier
+
+    torch.manual_seed(0)
+    model = build_classifier("lenet5", 10, 1, width=1.0, size=8)
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    out = map_scores(model, x, y, 0, eps=0.1, alpha=0.1, steps=1, random_start="sign", seed=0)
+    convs = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    for score in ("accuracy", "mode_share", "target_share"):
+        assert {n: len(s) for n, s in out[score].items()} == convs
+        assert all(torch.isfinite(s).all() for s in out[score].values())
+    for s in out["mode_share"].values():
+        assert (s <= -1 / 6).all()  # the most common prediction holds at least one of 6 images
