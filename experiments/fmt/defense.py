@@ -111,7 +111,7 @@ def kmeans_minority(scores: Mapping[str, Tensor], seed: int = 0) -> dict[str, li
 
     plan = {}
     for name, s in scores.items():
-        v = s.numpy().reshape(-1, 1)
+        v = s.detach().cpu().numpy().reshape(-1, 1)
         if len(v) < 3 or float(v.max() - v.min()) < 1e-12:
             plan[name] = []
             continue

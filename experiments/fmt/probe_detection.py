@@ -88,7 +88,9 @@ def detection_quality(scores, truth, ratio: float) -> dict[str, float]:
     for i, (name, s) in enumerate(scores.items()):
         if len(s) < 2:
             continue
-        pct = (rankdata(s.numpy()) - 1) / (len(s) - 1)  # midranks: ties get the same percentile
+        pct = (rankdata(s.detach().cpu().numpy()) - 1) / (
+            len(s) - 1
+        )  # midranks: ties get the same percentile
         st = _stage(name, i, len(names))
         for m in truth[name]:
             pcts[0].append(pct[m])
