@@ -77,6 +77,7 @@ class _Defense:
                 metrics[f"pruned/{k}"] = v
         n_truth = sum(len(v) for v in truth.values())
         hit = sum(len(set(plan.get(k, [])) & set(v)) for k, v in truth.items())
+        metrics["val_acc"] = task.val_accuracy(model)
         metrics["backdoor_maps_removed"] = hit / n_truth if n_truth else 0.0
         metrics["maps_pruned"] = float(_count(plan))
         metrics["detect_s"] = detect_s

@@ -106,6 +106,16 @@ class FMTTask(ImageTask):
         }
 
     @torch.no_grad()
+    def val_accuracy(self, model) -> float:
+        """Clean accuracy on the validation split: what a defender can check a defence's cost
+        on (the prune ratio is chosen by it), unlike the test split's `acc`."""
+        from celine.vision.train import predict
+
+        val = self.splits().val
+        pred = predict(model, val.x, self.ctx.hardware.device).argmax(1)
+        return float((pred == val.y).float().mean())
+
+    @torch.no_grad()
     def backdoor_maps(self, model) -> tuple[dict[str, list[int]], dict[str, torch.Tensor]]:
         """Ground truth for evaluation only: per conv layer, the `backdoor_map_fraction` maps
         whose mean absolute change between clean and triggered test images is largest (TAC)."""

@@ -1,0 +1,152 @@
+"""Defence grid: every (attack, seed) x defence setting in-process, one worker process per
+(attack, seed), rows to a CSV. It runs the room's own method classes on the task's cached
+backdoored model, exactly as `celine run` does, but without Hydra/MLflow per run, so a grid of
+hundreds of defences fits a few minutes of one GPU (a `celine run -m` sweep pays a process and an
+MLflow run per cell). Use it to explore; report what you keep with `celine run -m`.
+
+    python -m celine.experiments.fmt.grid --attacks badnets blend wanet --seeds 0 1 2 3 4 \
+        --width 1.0 --device cuda --workers 8 --out outputs/fmt_grid.csv
+
+Each grid entry is `name:method:key=value,...` (method = a registered fmt method); the default
+grid is `DEFAULT_GRID`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from .plots import grid_bars
+
+DEFAULT_GRID = [  # the README's width-1.0 table
+    "none:fmt_none:",
+    "finetune:fmt_finetune:",
+    "random_1/8:fmt_random_prune:prune_ratio=0.125",
+    "random_1/4:fmt_random_prune:prune_ratio=0.25",
+    "random_5/16:fmt_random_prune:prune_ratio=0.3125",
+    "fmt_1/8:fmt:prune_ratio=0.125",
+    "fmt_1/4:fmt:prune_ratio=0.25",
+    "fmt_5/16:fmt:prune_ratio=0.3125",
+    "fmt_eps.2_1/4:fmt:eps=0.2,alpha=0.2,prune_ratio=0.25",
+    "fmt_eps.3_1/4:fmt:eps=0.3,alpha=0.3,prune_ratio=0.25",
+    "fmt_mode_eps.1_1/4:fmt:score=mode_share,prune_ratio=0.25",
+    "fmt_mode_eps.3_1/4:fmt:score=mode_share,eps=0.3,alpha=0.3,prune_ratio=0.25",
+    "fine_pruning:fmt_fine_pruning:",
+    "nad:fmt_nad:",
+    "oracle_1/4:fmt_oracle:prune_ratio=0.25",
+]
+
+
+def _value(v: str):
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return {"null": None, "true": True, "false": False}.get(v, v)
+
+
+def parse_entry(entry: str) -> tuple[str, str, dict]:
+    name, method, kv = entry.split(":", 2)
+    overrides = dict(p.split("=", 1) for p in kv.split(",") if p)
+    return name, method, {k: _value(v) for k, v in overrides.items()}
+
+
+def _run_cell(attack: str, seed: int, width: float, arch: str, device: str, grid: list[str],
+              outputs: str, task_overrides: dict) -> list[dict]:  # fmt: skip
+    import torch
+
+    from . import config as C
+    from . import method as M
+    from .task import FMTTask
+
+    methods = {
+        "fmt": (C.FMTConfig, M.FMT), "fmt_none": (C.NoDefenseConfig, M.NoDefense),
+        "fmt_finetune": (C.FineTuneOnlyConfig, M.FineTuneOnly),
+        "fmt_random_prune": (C.RandomPruneConfig, M.RandomPrune),
+        "fmt_fine_pruning": (C.FinePruningConfig, M.FinePruning),
+        "fmt_oracle": (C.OracleConfig, M.Oracle), "fmt_nad": (C.NADConfig, M.NAD),
+    }  # fmt: skip
+
+    torch.set_num_threads(1)
+    log = logging.getLogger(f"fmt.grid.{attack}.{seed}")
+    ctx = SimpleNamespace(
+        seed=seed, outputs_dir=Path(outputs), log=log,
+        model_cfg=SimpleNamespace(arch=arch, width=width, path=None),
+        hardware=SimpleNamespace(device=device), log_metrics=lambda *a, **k: None,
+    )  # fmt: skip
+    ctx.task = FMTTask(C.FMTTaskConfig(attack=attack, **task_overrides), ctx)
+    rows = []
+    for entry in grid:
+        name, method, overrides = parse_entry(entry)
+        cfg_cls, impl_cls = methods[method]
+        impl = impl_cls(cfg_cls(**overrides))
+        t0 = time.perf_counter()
+        result = impl.run(ctx)
+        m = result.metrics
+        row = dict(attack=attack, seed=seed, width=width, setting=name, method=method,
+                   acc=m["acc"], asr=m["asr"], ra=m["ra"], val_acc=m["val_acc"],
+                   before_acc=m["before/acc"],
+                   before_asr=m["before/asr"], removed=m["backdoor_maps_removed"],
+                   maps_pruned=m["maps_pruned"], secs=time.perf_counter() - t0)  # fmt: skip
+        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in row.items()), flush=True)  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per (attack, setting): acc, pts (vs the backdoored model), asr, ra."""
+    df = df.assign(pts=100 * (df.acc - df.before_acc))
+    g = df.groupby(["attack", "setting"], sort=False)
+    out = g[["acc", "pts", "val_acc", "asr", "ra", "removed"]].mean()
+    out["seeds"] = g.size()
+    out["asr_per_seed"] = g.asr.apply(lambda s: " ".join(f"{v:.2f}" for v in s))
+    return out.round(3)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--attacks", nargs="+", default=["badnets", "blend", "wanet"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--arch", default="resnet20")
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--grid", nargs="+", default=DEFAULT_GRID)
+    p.add_argument("--task", nargs="*", default=[], help="task overrides key=value")
+    p.add_argument("--outputs", default="outputs")
+    p.add_argument("--out", type=Path, default=Path("outputs/fmt_grid.csv"))
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    task_overrides = {k: _value(v) for k, v in (t.split("=", 1) for t in a.task)}
+    cells = list(itertools.product(a.attacks, a.seeds))
+    args = [(att, s, a.width, a.arch, a.device, a.grid, a.outputs, task_overrides)
+            for att, s in cells]  # fmt: skip
+    if a.workers > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as ex:
+            results = list(ex.map(_run_cell, *zip(*args, strict=True)))
+    else:
+        results = [_run_cell(*x) for x in args]
+    df = pd.DataFrame([r for rows in results for r in rows])
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(a.out, index=False)
+    table = summary(df)
+    table.to_csv(a.out.with_name(a.out.stem + "_summary.csv"))
+    grid_bars(table).savefig(a.out.with_suffix(".png"), dpi=120)
+    pd.set_option("display.width", 200)
+    print(table.to_string())
+    return df
+
+
+if __name__ == "__main__":
+    main()
