@@ -98,7 +98,7 @@ class FMTConfig(FineTuneConfig):
     random_start: str = "sign"  # sign (FMP) | uniform | none (no start: no gradient, all tied)
     attack_samples: int = 1024  # clean images attacked per map, at most the defender's subset
     # (pgd-feature.py: one batch of 1024 on CIFAR-10)
-    prune_ratio: float | None = 0.125  # per layer; None = the paper's N // 64 rule
+    prune_ratio: float | None = 0.25  # per layer; None = the paper's N // 64 rule
     selection: str = "lowest"  # lowest (fgsm-feature.py) | kmeans (pgd-feature.py minority)
     score: str = "accuracy"  # accuracy (FMP) | mode_share (share of the most common prediction)
 
@@ -133,7 +133,7 @@ class RandomPruneConfig(FineTuneConfig):
     """The same number of maps per layer as FMT, chosen at random, then the same fine-tuning."""
 
     name: str = "fmt_random_prune"
-    prune_ratio: float | None = 0.125
+    prune_ratio: float | None = 0.25
 
     def __post_init__(self) -> None:
         self._check_finetune()

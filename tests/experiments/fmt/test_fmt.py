@@ -178,9 +178,10 @@ def test_run_end_to_end_logs_every_stage(outputs, tmp_path):
     stages = pd.read_csv(tmp_path / "run" / "tables" / "stages.csv")
     assert list(stages["stage"]) == ["backdoored", "pruned", "fine-tuned"]
     assert (tmp_path / "run" / "plots" / "stages.png").is_file()
-    # resnet20 x0.25 (4/8/16 maps) at prune_ratio 1/8: 0 of 4, 1 of 8 (7 convs with the
-    # shortcut), 2 of 16 (7 convs)
-    assert metrics["maps_pruned"] == 7 * 1 + 7 * 2
+    # resnet20 x0.25 (4/8/16 maps, 7 convs each counting the shortcut) at the default prune_ratio
+    # 1/4: 1 of 4, 2 of 8, 4 of 16
+    assert metrics["maps_pruned"] == 7 * 1 + 7 * 2 + 7 * 4
+    assert 0.0 <= metrics["val_acc"] <= 1.0
     scores = pd.read_csv(tmp_path / "run" / "tables" / "map_scores.csv")
     assert len(scores) == 4 + 6 * 4 + 7 * 8 + 7 * 16
     # the second method reuses the cached backdoored model: same starting point
@@ -201,11 +202,10 @@ def test_run_end_to_end_logs_every_stage(outputs, tmp_path):
 
 @pytest.mark.slow
 def test_fmt_removes_the_badnets_backdoor_that_fine_tuning_alone_keeps(outputs, tmp_path):
-    """The built-in default (BadNets, ResNet-20 x0.5), seed 0: fine-tuning alone keeps the backdoor
-    (measured ASR 1.00), FMT's pruning + the same fine-tuning removes most of it (measured ASR .10,
-    RA .84) at a few points of clean accuracy (-3.0). It does NOT beat random pruning here (README:
-    ASR .05 at -2.7 points; FMT's ranking of BadNets maps is no better than random), so that is
-    not asserted."""
+    """The built-in default (BadNets, ResNet-20 x1, prune 1/4), seed 0 on the CPU: fine-tuning alone
+    keeps the backdoor, FMT's pruning + the same fine-tuning removes most of it at under three
+    points of clean accuracy. FMT against random pruning is a claim over seeds (README "Default"),
+    where single seeds go either way, so it is not asserted on one seed."""
     base = ["task=fmt", "seed=0"]
     runs = {
         m: run_in_process([*base, f"method={m}"], tmp_path / m) for m in ("fmt", "fmt_finetune")
@@ -214,7 +214,7 @@ def test_fmt_removes_the_badnets_backdoor_that_fine_tuning_alone_keeps(outputs, 
     assert fmt["before/asr"] > 0.9
     assert ft["asr"] > 0.9
     assert fmt["asr"] < 0.3 and fmt["ra"] > ft["ra"] + 0.5
-    assert fmt["acc"] >= fmt["before/acc"] - 0.06
+    assert fmt["acc"] >= fmt["before/acc"] - 0.03
 
 
 def test_nad_attention_maps_and_stages():
@@ -270,3 +270,23 @@ def test_probe_map_scores_run_the_map_attack_for_every_map():
         assert all(torch.isfinite(s).all() for s in out[score].values())
     for s in out["mode_share"].values():
         assert (s <= -1 / 6).all()  # the most common prediction holds at least one of 6 images
+
+
+def test_grid_runs_each_setting_with_its_overrides(tmp_path):
+    from celine.experiments.fmt.grid import main, parse_entry
+
+    assert parse_entry("r:fmt_random_prune:prune_ratio=0.125,keep_mask=true") == (
+        "r", "fmt_random_prune", {"prune_ratio": 0.125, "keep_mask": True}
+    )  # fmt: skip
+    out = tmp_path / "grid.csv"
+    df = main([
+        "--attacks", "badnets", "--seeds", "0", "--width", "0.25", "--outputs", str(tmp_path),
+        "--out", str(out), "--task", "size=8", "epochs=3",
+        "--grid", "none:fmt_none:", "r8:fmt_random_prune:prune_ratio=0.125,finetune_epochs=1",
+        "r4:fmt_random_prune:finetune_epochs=1",
+    ])  # fmt: skip
+    assert list(df.setting) == ["none", "r8", "r4"]
+    # resnet20 x0.25 (7 convs each of 4, 8, 16 maps): 1/8 prunes 0+1+2 per conv, 1/4 1+2+4
+    assert list(df.maps_pruned) == [0, 7 * 3, 7 * 7]
+    assert (df.before_acc == df.before_acc.iloc[0]).all()  # one cached backdoored model
+    assert out.with_suffix(".png").is_file() and out.with_name("grid_summary.csv").is_file()
