@@ -290,3 +290,50 @@ def test_grid_runs_each_setting_with_its_overrides(tmp_path):
     assert list(df.maps_pruned) == [0, 7 * 3, 7 * 7]
     assert (df.before_acc == df.before_acc.iloc[0]).all()  # one cached backdoored model
     assert out.with_suffix(".png").is_file() and out.with_name("grid_summary.csv").is_file()
+
+
+def _cifar_format_folder(root, per_batch=40, seed=0):
+    """A synthetic folder in CIFAR-10's on-disk format (pickled batches of uint8 rows): no
+    CIFAR-10 files are available here, so the preset is exercised on class-coloured noise."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(40, 216, size=(10, 3))
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        y = np.arange(per_batch) % 10
+        x = np.clip(
+            colours[y][:, :, None, None] + rng.normal(0, 40, (per_batch, 3, 32, 32)), 0, 255
+        )
+        with open(folder / name, "wb") as f:
+            pickle.dump(
+                {b"data": x.astype(np.uint8).reshape(per_batch, -1), b"labels": y.tolist()}, f
+            )
+    return root
+
+
+PRESET_TINY = [
+    "task.epochs=1", "model.width=0.25", "method.prune_ratio=null", "method.attack_samples=8",
+    "method.finetune_epochs=1", "task.batch_size=64", "task.size=16",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "hardware", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+)  # fmt: skip
+def test_cifar10_preset_runs_end_to_end_on_cifar_format_files(outputs, tmp_path, hardware):
+    """`experiment=fmt_cifar10` (PreAct-ResNet-18, 5 % clean data, the paper's N // 64 rule)
+    composes and runs from a folder in CIFAR-10's format (resized to 16 px and one epoch here to
+    stay quick); with the `gpu` marker on CUDA (`make test-gpu`)."""
+    root = _cifar_format_folder(tmp_path / "data", per_batch=20)
+    overrides = ["experiment=fmt_cifar10", f"task.data_root={root}", f"hardware={hardware}"]
+    metrics = run_in_process([*overrides, *PRESET_TINY], tmp_path / "run")
+    (run,) = runs_of(outputs, "fmt")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.arch"] == "preact_resnet18"
+    assert run.data.params["hardware.device"].startswith(hardware)
+    # PreAct-ResNet-18 x0.25: 16/32/64/128 maps; N // 64 prunes 0 / 0 / 1 / 2 per conv
+    assert metrics["maps_pruned"] > 0 and 0.0 <= metrics["asr"] <= 1.0
