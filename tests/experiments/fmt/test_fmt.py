@@ -201,12 +201,13 @@ def test_run_end_to_end_logs_every_stage(outputs, tmp_path):
 
 
 @pytest.mark.slow
-def test_fmt_removes_the_badnets_backdoor_that_fine_tuning_alone_keeps(outputs, tmp_path):
-    """The built-in default (BadNets, ResNet-20 x1, prune 1/4), seed 0 on the CPU: fine-tuning alone
-    keeps the backdoor, FMT's pruning + the same fine-tuning removes most of it at under three
-    points of clean accuracy. FMT against random pruning is a claim over seeds (README "Default"),
-    where single seeds go either way, so it is not asserted on one seed."""
-    base = ["task=fmt", "seed=0"]
+def test_fmt_removes_the_blend_backdoor_that_fine_tuning_alone_keeps(outputs, tmp_path):
+    """The built-in default (ResNet-20 x1, prune 1/4) under Blend, seed 0 on the CPU: fine-tuning
+    alone keeps the backdoor, FMT's pruning + the same fine-tuning removes most of it within the
+    two-point budget. Blend, because there FMT removed it on all 10 seed-runs of the GPU grid
+    (ASR .01-.19); on BadNets single seeds go either way (GPU .00-.93; this CPU's seed 0: .70),
+    and FMT against random pruning is a claim over seeds (README "Default"), not asserted here."""
+    base = ["task=fmt", "task.attack=blend", "seed=0"]
     runs = {
         m: run_in_process([*base, f"method={m}"], tmp_path / m) for m in ("fmt", "fmt_finetune")
     }
@@ -214,7 +215,7 @@ def test_fmt_removes_the_badnets_backdoor_that_fine_tuning_alone_keeps(outputs, 
     assert fmt["before/asr"] > 0.9
     assert ft["asr"] > 0.9
     assert fmt["asr"] < 0.3 and fmt["ra"] > ft["ra"] + 0.5
-    assert fmt["acc"] >= fmt["before/acc"] - 0.03
+    assert fmt["acc"] >= fmt["before/acc"] - 0.02
 
 
 def test_nad_attention_maps_and_stages():
