@@ -19,9 +19,10 @@ prefetch) were slower (experiments/shiftadd/README.md).
 Split-K partials go out as one 16-byte fp32 atomic per thread into a zeroed workspace; a second
 small kernel writes the fp16 output and leaves the workspace at zero for the next call. Both
 kernels launch as programmatic dependents (PDL) that wait for their predecessor before reading
-anything, so each one's launch overlaps the kernel before it (measured on the H200 at 8192x8192,
-3 bits: 14.0 us with the finishing kernel launched after the GEMV's last block, 13.0 us so). The workspace lives per
-(device, M, N), so calls of one shape must not run concurrently on two streams.
+anything, so each one's launch overlaps the kernel before it (on the H200 at 8192x8192, 3 bits:
+14.0 us with the finishing kernel launched after the GEMV's last block, 13.0 us so). The
+workspace lives per (device, M, N), so calls of one shape must not run concurrently on two
+streams.
 """
 
 from __future__ import annotations
