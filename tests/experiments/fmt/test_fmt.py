@@ -205,7 +205,7 @@ def test_fmt_removes_the_blend_backdoor_that_fine_tuning_alone_keeps(outputs, tm
     """The built-in default (ResNet-20 x1, prune 1/4) under Blend, seed 0 on the CPU: fine-tuning
     alone keeps the backdoor, FMT's pruning + the same fine-tuning removes most of it within the
     two-point budget. Blend, because there FMT removed it on all 10 seed-runs of the GPU grid
-    (ASR .01-.19); on BadNets single seeds go either way (GPU .00-.93; this CPU's seed 0: .70),
+    (ASR .01-.19); on BadNets single seeds go either way (GPU .00-.93; a fresh CPU seed 0: .70),
     and FMT against random pruning is a claim over seeds (README "Default"), not asserted here."""
     base = ["task=fmt", "task.attack=blend", "seed=0"]
     runs = {
