@@ -19,9 +19,9 @@ import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
+import yaml
 
 from .plots import grid_bars
 
@@ -45,12 +45,7 @@ DEFAULT_GRID = [  # the README's width-1.0 table
 
 
 def _value(v: str):
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return {"null": None, "true": True, "false": False}.get(v, v)
+    return yaml.safe_load(v)  # "0.25" -> 0.25, "true" -> True, "null" -> None, "sign" -> "sign"
 
 
 def parse_entry(entry: str) -> tuple[str, str, dict]:
@@ -65,7 +60,7 @@ def _run_cell(attack: str, seed: int, width: float, arch: str, device: str, grid
 
     from . import config as C
     from . import method as M
-    from .task import FMTTask
+    from .task import offline_task
 
     methods = {
         "fmt": (C.FMTConfig, M.FMT), "fmt_none": (C.NoDefenseConfig, M.NoDefense),
@@ -76,13 +71,9 @@ def _run_cell(attack: str, seed: int, width: float, arch: str, device: str, grid
     }  # fmt: skip
 
     torch.set_num_threads(1)
-    log = logging.getLogger(f"fmt.grid.{attack}.{seed}")
-    ctx = SimpleNamespace(
-        seed=seed, outputs_dir=Path(outputs), log=log,
-        model_cfg=SimpleNamespace(arch=arch, width=width, path=None),
-        hardware=SimpleNamespace(device=device), log_metrics=lambda *a, **k: None,
-    )  # fmt: skip
-    ctx.task = FMTTask(C.FMTTaskConfig(attack=attack, **task_overrides), ctx)
+    task = offline_task(attack, seed, arch=arch, width=width, outputs=outputs, device=device,
+                        **task_overrides)  # fmt: skip
+    ctx = task.ctx
     rows = []
     for entry in grid:
         name, method, overrides = parse_entry(entry)

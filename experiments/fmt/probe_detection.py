@@ -28,7 +28,6 @@ import itertools
 import logging
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import torch
@@ -36,22 +35,10 @@ from scipy.stats import rankdata
 
 from celine.vision.featuremaps import conv_layers
 
-from .config import FMTTaskConfig
 from .defense import lowest_per_layer, map_attack_predictions, mode_share
-from .task import FMTTask
+from .task import offline_task
 
 SCORES = ("accuracy", "mode_share", "target_share")
-
-
-def load_task(attack: str, seed: int, arch: str, width: float, outputs: Path) -> FMTTask:
-    """The fmt task with the room's defaults (so the cached backdoored model is found)."""
-    log = logging.getLogger("fmt.probe")
-    ctx = SimpleNamespace(
-        seed=seed, outputs_dir=outputs, log=log,
-        model_cfg=SimpleNamespace(arch=arch, width=width, path=None),
-        hardware=SimpleNamespace(device="cpu"),
-    )  # fmt: skip
-    return FMTTask(FMTTaskConfig(attack=attack), ctx)
 
 
 def map_scores(model, x, y, target, *, eps, alpha, steps, random_start, seed, per_call=16):
@@ -122,7 +109,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = []
     for attack, seed in itertools.product(a.attacks, a.seeds):
-        task = load_task(attack, seed, a.arch, a.width, a.outputs)
+        task = offline_task(attack, seed, arch=a.arch, width=a.width, outputs=a.outputs)
         model = task.backdoored_model()
         truth, _ = task.backdoor_maps(model)
         clean = task.clean_subset()

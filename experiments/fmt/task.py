@@ -134,3 +134,22 @@ class FMTTask(ImageTask):
             k = int(round(self.cfg.backdoor_map_fraction * len(tac[name])))
             truth[name] = tac[name].argsort(descending=True)[:k].tolist()
         return truth, tac
+
+
+def offline_task(attack: str, seed: int, *, arch: str, width: float, outputs, device: str = "cpu",
+                 **task_overrides) -> FMTTask:  # fmt: skip
+    """The fmt task outside `celine run` (the detection probe, the defence grid): a minimal run
+    context without tracking, so the cached backdoored model of the same config is found."""
+    import logging
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from .config import FMTTaskConfig
+
+    ctx = SimpleNamespace(
+        seed=seed, outputs_dir=Path(outputs), log=logging.getLogger(f"fmt.{attack}.{seed}"),
+        model_cfg=SimpleNamespace(arch=arch, width=width, path=None),
+        hardware=SimpleNamespace(device=device), log_metrics=lambda *a, **k: None,
+    )  # fmt: skip
+    ctx.task = FMTTask(FMTTaskConfig(attack=attack, **task_overrides), ctx)
+    return ctx.task
