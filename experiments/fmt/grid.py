@@ -54,15 +54,12 @@ def parse_entry(entry: str) -> tuple[str, str, dict]:
     return name, method, {k: _value(v) for k, v in overrides.items()}
 
 
-def _run_cell(attack: str, seed: int, width: float, arch: str, device: str, grid: list[str],
-              outputs: str, task_overrides: dict) -> list[dict]:  # fmt: skip
-    import torch
-
+def _methods() -> dict:
+    """method name -> (config class, defence class), as registered in the room's __init__."""
     from . import config as C
     from . import method as M
-    from .task import offline_task
 
-    methods = {
+    return {
         "fmt": (C.FMTConfig, M.FMT), "fmt_none": (C.NoDefenseConfig, M.NoDefense),
         "fmt_finetune": (C.FineTuneOnlyConfig, M.FineTuneOnly),
         "fmt_random_prune": (C.RandomPruneConfig, M.RandomPrune),
@@ -70,13 +67,44 @@ def _run_cell(attack: str, seed: int, width: float, arch: str, device: str, grid
         "fmt_oracle": (C.OracleConfig, M.Oracle), "fmt_nad": (C.NADConfig, M.NAD),
     }  # fmt: skip
 
-    torch.set_num_threads(1)
+
+def _check_grid(grid: list[str]) -> list[tuple[str, str, dict]]:
+    """Every entry parsed and its config built once before any model trains, so a typo fails
+    at once, naming the entry."""
+    from celine.api import ConfigError
+
+    methods, parsed = _methods(), []
+    for entry in grid:
+        try:
+            name, method, overrides = parse_entry(entry)
+        except ValueError:
+            raise ConfigError("--grid", entry, "name:method:key=value,...") from None
+        if method not in methods:
+            raise ConfigError("--grid", entry, f"method one of {sorted(methods)}")
+        try:
+            methods[method][0](**overrides)
+        except TypeError as err:
+            raise ConfigError("--grid", entry, f"keys of {method}'s config ({err})") from None
+        parsed.append((name, method, overrides))
+    return parsed
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # workers share the cores
+
+
+def _run_cell(attack: str, seed: int, width: float, arch: str, device: str, grid: list,
+              outputs: str, task_overrides: dict) -> list[dict]:  # fmt: skip
+    from .task import offline_task
+
+    methods = _methods()
     task = offline_task(attack, seed, arch=arch, width=width, outputs=outputs, device=device,
                         **task_overrides)  # fmt: skip
     ctx = task.ctx
     rows = []
-    for entry in grid:
-        name, method, overrides = parse_entry(entry)
+    for name, method, overrides in grid:
         cfg_cls, impl_cls = methods[method]
         impl = impl_cls(cfg_cls(**overrides))
         t0 = time.perf_counter()
@@ -119,12 +147,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     task_overrides = {k: _value(v) for k, v in (t.split("=", 1) for t in a.task)}
     cells = list(itertools.product(a.attacks, a.seeds))
-    args = [(att, s, a.width, a.arch, a.device, a.grid, a.outputs, task_overrides)
+    grid = _check_grid(a.grid)
+    args = [(att, s, a.width, a.arch, a.device, grid, a.outputs, task_overrides)
             for att, s in cells]  # fmt: skip
     if a.workers > 1:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as ex:
+        spawn = mp.get_context("spawn")
+        with ProcessPoolExecutor(a.workers, mp_context=spawn, initializer=_one_thread) as ex:
             results = list(ex.map(_run_cell, *zip(*args, strict=True)))
     else:
         results = [_run_cell(*x) for x in args]

@@ -279,6 +279,12 @@ def test_grid_runs_each_setting_with_its_overrides(tmp_path):
     assert parse_entry("r:fmt_random_prune:prune_ratio=0.125,keep_mask=true") == (
         "r", "fmt_random_prune", {"prune_ratio": 0.125, "keep_mask": True}
     )  # fmt: skip
+    from celine.api import ConfigError
+
+    for bad, allowed in [("x:fmt_prune:", "method one of"), ("x:fmt:epz=0.1", "keys of fmt")]:
+        with pytest.raises(ConfigError, match=allowed):  # before any model trains
+            main(["--outputs", str(tmp_path / "unused"), "--grid", bad])
+    assert not (tmp_path / "unused").exists()
     out = tmp_path / "grid.csv"
     df = main([
         "--attacks", "badnets", "--seeds", "0", "--width", "0.25", "--outputs", str(tmp_path),
