@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from celine_testing import celine_cli, run_in_process, runs_of
+from celine_testing import run_in_process, runs_of
 
 
 def test_a_finished_run_prints_status_primary_metric_folder_and_how_to_open_it(
@@ -34,15 +34,28 @@ def test_a_failed_run_summary_names_the_error(toy_conf, outputs, tmp_path, caplo
     assert "  train/mse = 0.333333" in summary.splitlines()  # the partial metrics it had
 
 
-def test_a_sweep_ends_with_a_table_of_its_jobs(toy_conf, outputs):
-    out = celine_cli(["run", "-m", "task=toy", "method=toy_fit,toy_fail"])
-    assert out.returncode == 1
-    lines = out.stderr.splitlines()
-    (header,) = [i for i, line in enumerate(lines) if line.startswith("job  status")]
-    assert lines[header].split()[:3] == ["job", "status", "mse"]
-    rows = [lines[header + 1].split(), lines[header + 2].split()]
-    assert rows[0][:2] == ["0", "FINISHED"] and rows[1][:2] == ["1", "FAILED"]
-    assert "method=toy_fit" in lines[header + 1] and "method=toy_fail" in lines[header + 2]
+def test_a_sweep_table_has_a_row_per_job_primary_metric_first(tmp_path):
+    # the job folders a sweep leaves: results.json and Hydra's overrides.yaml
+    import json
+
+    from celine.summary import sweep_table
+    from celine.tracking.callbacks import sweep_rows
+
+    jobs = [
+        ("0", "FINISHED", {"w": 2.0, "mse": 0.01}, ["method=toy_fit"]),
+        ("1", "FAILED", {"train/mse": 0.5}, ["method=toy_fail"]),
+        ("10", "FINISHED", {"w": 1.5, "mse": 0.02}, ["method=toy_fit", "seed=1"]),
+    ]
+    for job, status, metrics, overrides in jobs:
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / "results.json").write_text(json.dumps({"status": status, "metrics": metrics}))
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(json.dumps(overrides))
+    lines = sweep_table(sweep_rows(tmp_path, primary="mse")).splitlines()
+    assert lines[0].split() == ["job", "status", "mse", "w", "train/mse", "overrides"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["0", "FINISHED", "0.01"], ["1", "FAILED", "-"], ["10", "FINISHED", "0.02"]
+    ]  # numeric job order, the primary metric first even where a method logged it last
+    assert lines[3].endswith("method=toy_fit seed=1")
 
 
 def test_progress_reports_fraction_and_time_left(caplog):
