@@ -27,7 +27,9 @@ def open_hint(uri: str | None, default_uri: str) -> str:
     return f"celine ui --uri {uri}"
 
 
-def run_summary(doc: dict, primary: str | None, run_dir: str, uri: str | None, default_uri: str) -> str:
+def run_summary(
+    doc: dict, primary: str | None, run_dir: str, uri: str | None, default_uri: str
+) -> str:
     """A run's result as a short block: status, primary metric first, folder, run id, how to open."""
     metrics = dict(doc.get("metrics") or {})
     lines = [f"{doc.get('status', '?')}: {doc.get('task')} / {doc.get('method')} / {doc.get('model')}"
@@ -56,8 +58,12 @@ def sweep_table(rows: list[dict], max_metrics: int = 4) -> str:
     metric_names = metric_names[:max_metrics]
     header = ["job", "status", *metric_names, "overrides"]
     body = [
-        [str(r["job"]), str(r.get("status")), *(_fmt(r[m]) if m in r else "-" for m in metric_names),
-         str(r.get("overrides", ""))]  # fmt: skip
+        [
+            str(r["job"]),
+            str(r.get("status")),
+            *(_fmt(r[m]) if m in r else "-" for m in metric_names),
+            str(r.get("overrides", "")),
+        ]  # fmt: skip
         for r in rows
     ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 log = logging.getLogger(__name__)
 
 

@@ -53,7 +53,9 @@ def is_server(uri: str) -> bool:
     return uri.split(":", 1)[0].lower() in SERVER_SCHEMES
 
 
-def tracking_target(uri: str | None, artifact_root: str | None, outputs: Path) -> tuple[str, str | None]:
+def tracking_target(
+    uri: str | None, artifact_root: str | None, outputs: Path
+) -> tuple[str, str | None]:
     """(tracking URI, artifact root) of a run. The local default is a SQLite store with artifacts
     beside it under outputs/; with a tracking server the server stores artifacts
     (`--artifacts-destination`), so the root stays None unless the user set one."""

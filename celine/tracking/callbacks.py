@@ -139,7 +139,9 @@ class SweepCallback(Callback):
             return
         try:
             self.tracker.end(status)
-            log.warning("sweep stopped before its end: parent run %s %s", self.tracker.run_id, status)
+            log.warning(
+                "sweep stopped before its end: parent run %s %s", self.tracker.run_id, status
+            )
         except Exception:  # the store may be gone at exit; nothing more can be done here
             log.exception("could not close the sweep's parent run")
         self.tracker = None
@@ -157,8 +159,13 @@ def sweep_rows(sweep_dir: Path, primary: str | None = None) -> list[dict[str, An
         metrics = dict(doc.get("metrics", {}))
         ordered = {primary: metrics.pop(primary)} if primary in metrics else {}
         rows.append(
-            {"job": path.parent.name, "status": doc.get("status"), **ordered, **metrics,
-             "overrides": _job_overrides(path.parent)}  # fmt: skip
+            {
+                "job": path.parent.name,
+                "status": doc.get("status"),
+                **ordered,
+                **metrics,
+                "overrides": _job_overrides(path.parent),
+            }  # fmt: skip
         )
     return rows
 

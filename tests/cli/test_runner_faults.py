@@ -80,10 +80,14 @@ def test_bash_completion_installs_and_completes_config_groups(toy_conf):
     assert install.returncode == 0, install.stderr[-3000:]
     assert "hydra_bash_completion" in install.stdout and install.stdout.rstrip().endswith("celine")
     # what the installed function runs on <TAB>: the program's first word with -sc query=bash
-    query = celine_cli(["-sc", "query=bash"], env={"COMP_LINE": "celine run tas", "COMP_POINT": "14"})
+    query = celine_cli(
+        ["-sc", "query=bash"], env={"COMP_LINE": "celine run tas", "COMP_POINT": "14"}
+    )
     assert query.returncode == 0, query.stderr[-3000:]
     assert "task=" in query.stdout.split()
-    options = celine_cli(["-sc", "query=bash"], env={"COMP_LINE": "celine run task=", "COMP_POINT": "16"})
+    options = celine_cli(
+        ["-sc", "query=bash"], env={"COMP_LINE": "celine run task=", "COMP_POINT": "16"}
+    )
     assert options.returncode == 0, options.stderr[-3000:]
     assert {"task=toy", "task=lm_pretrain"} <= set(options.stdout.split())
 

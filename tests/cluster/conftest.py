@@ -7,6 +7,7 @@ slurm.conf whose state, spool, pid and log files live in a temporary folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -150,10 +151,8 @@ def _start_munged() -> bool:
 
 
 def _stop_munged() -> None:
-    try:
+    with contextlib.suppress(OSError, ValueError):
         os.kill(int(MUNGED_PID.read_text().strip()), signal.SIGTERM)
-    except (OSError, ValueError):
-        pass
 
 
 @dataclass
@@ -179,8 +178,11 @@ def slurm_cluster(tmp_path_factory) -> SlurmCluster:
     conf = base / "slurm.conf"
     conf.write_text(
         SLURM_CONF.format(
-            host=host, base=base, cpus=min(2, os.cpu_count() or 1),
-            ctld_port=free_port(), slurmd_port=free_port(),
+            host=host,
+            base=base,
+            cpus=min(2, os.cpu_count() or 1),
+            ctld_port=free_port(),
+            slurmd_port=free_port(),
         )  # fmt: skip
     )
     started_munged = _start_munged()
@@ -192,7 +194,9 @@ def slurm_cluster(tmp_path_factory) -> SlurmCluster:
             out = (base / f"{daemon}.out").open("w")
             daemons.append(
                 subprocess.Popen(
-                    [daemon, "-D", "-f", str(conf)], stdout=out, stderr=subprocess.STDOUT,
+                    [daemon, "-D", "-f", str(conf)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )  # fmt: skip
             )

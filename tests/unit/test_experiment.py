@@ -15,7 +15,9 @@ def _head_commit() -> str:
     root = checkout_root()
     if root is None:
         return "unknown"
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
     return out.stdout.strip() or "unknown"
 
 

@@ -48,12 +48,16 @@ def test_a_sweep_table_has_a_row_per_job_primary_metric_first(tmp_path):
     ]
     for job, status, metrics, overrides in jobs:
         (tmp_path / job / ".hydra").mkdir(parents=True)
-        (tmp_path / job / "results.json").write_text(json.dumps({"status": status, "metrics": metrics}))
+        (tmp_path / job / "results.json").write_text(
+            json.dumps({"status": status, "metrics": metrics})
+        )
         (tmp_path / job / ".hydra" / "overrides.yaml").write_text(json.dumps(overrides))
     lines = sweep_table(sweep_rows(tmp_path, primary="mse")).splitlines()
     assert lines[0].split() == ["job", "status", "mse", "w", "train/mse", "overrides"]
     assert [line.split()[:3] for line in lines[1:]] == [
-        ["0", "FINISHED", "0.01"], ["1", "FAILED", "-"], ["10", "FINISHED", "0.02"]
+        ["0", "FINISHED", "0.01"],
+        ["1", "FAILED", "-"],
+        ["10", "FINISHED", "0.02"],
     ]  # numeric job order, the primary metric first even where a method logged it last
     assert lines[3].endswith("method=toy_fit seed=1")
 

@@ -98,7 +98,9 @@ def test_seq_len_above_the_models_positions_is_refused():
 
 @pytest.mark.parametrize("lr", ["0.0", "-0.001"])
 def test_a_learning_rate_of_zero_or_below_is_refused(lr):
-    with pytest.raises(ConfigError, match=rf"model\.lr={re.escape(lr)} is not allowed: expected .*above 0"):
+    with pytest.raises(
+        ConfigError, match=rf"model\.lr={re.escape(lr)} is not allowed: expected .*above 0"
+    ):
         _plan(["task=lm_pretrain", f"model.lr={lr}"])
 
 
