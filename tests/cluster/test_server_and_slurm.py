@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from celine_testing import celine_cli
@@ -87,6 +88,10 @@ def test_slurm_sweep_reports_to_the_server(toy_conf, tmp_path, mlflow_server, sl
         assert "results.json" in _artifact_files(client, child.info.run_id)
     assert "sweep_summary.csv" in _files_under(mlflow_server.artifacts)
     _assert_nothing_in_the_local_store(outputs)
-    queue = subprocess.run(["squeue", "-h"], capture_output=True, text=True,
-                           env={**os.environ, "SLURM_CONF": str(slurm_cluster.conf)})  # fmt: skip
-    assert queue.stdout.strip() == ""  # nothing left running on the cluster
+    # the jobs end on their own (a job may still be exiting when its result file is written)
+    env = {**os.environ, "SLURM_CONF": str(slurm_cluster.conf)}
+    deadline, queue = time.monotonic() + 60, "?"
+    while queue and time.monotonic() < deadline:
+        queue = subprocess.run(["squeue", "-h"], capture_output=True, text=True, env=env).stdout
+        time.sleep(1)
+    assert queue.strip() == "", queue
