@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from celine.checkpoints import load_checkpoint
 from celine.errors import ConfigError, RunError
 from celine.registry import (
     MetricSpec,
@@ -50,6 +51,7 @@ __all__ = [
     "RunError",
     "existing_path",
     "in_range",
+    "load_checkpoint",
     "one_of",
     "register_method",
     "register_model",

@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from celine import configs, paths  # noqa: F401  (configs registers ${celine_outputs:})
-from celine.errors import CelineError
+from celine.errors import CelineError, Interrupted
 
 log = logging.getLogger("celine")
 
@@ -45,8 +45,11 @@ def job(cfg: DictConfig) -> float | None:
         log.error("%s", err)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        if isinstance(err, Interrupted) and info.sweep_dir is not None:
+            # Ctrl-C deferred to a safe point by training: stop the sweep, not just this job
+            raise KeyboardInterrupt(str(err)) from err
         if info.sweep_dir is None:
-            sys.exit(2)
+            sys.exit(130 if isinstance(err, Interrupted) else 2)
         _mark_failed(info.output_dir, err)
         return math.nan
     except Exception as err:

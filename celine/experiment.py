@@ -19,10 +19,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from celine import gitinfo, hardware, paths, registry, validation
+from celine import gitinfo, hardware, paths, registry, summary, validation
 from celine.api import Result, RunContext
 from celine.errors import Interrupted, RunError
-from celine.tracking import flatten, open_tracker
+from celine.tracking import flatten, open_tracker, tracking_target
 from celine.tracking.callbacks import PARENT_RUN_FILE
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,10 @@ class Experiment:
         outputs = Path(self.cfg.paths.outputs)
         job.output_dir.mkdir(parents=True, exist_ok=True)
 
-        tracker = open_tracker(
-            p.tracking.backend,
-            p.tracking.uri or paths.default_tracking_uri(outputs),
-            p.tracking.artifact_root or str(outputs / "mlartifacts"),
-        )
+        uri, artifact_root = tracking_target(p.tracking.uri, p.tracking.artifact_root, outputs)
+        tracker = open_tracker(p.tracking.backend, uri, artifact_root)
+        self._uri = None if p.tracking.backend == "none" else uri
+        self._default_uri = paths.default_tracking_uri(outputs)
         run_id = tracker.start(
             p.tracking.experiment or f"celine/{p.task.name}",
             self.run_name,
@@ -112,10 +111,14 @@ class Experiment:
                 self._record(ctx, result, steps.last_step)
         except BaseException as err:
             status = "KILLED" if isinstance(err, KeyboardInterrupt | Interrupted) else "FAILED"
-            self._write_results(ctx, status, ctx.partial, started, run_id, error=err)
+            doc = self._write_results(ctx, status, ctx.partial, started, run_id, error=err)
+            self._summarize(doc)  # before _finish, so the logged celine.log holds it too
             self._finish(tracker, status)
             raise
-        self._write_results(ctx, "FINISHED", result.metrics, started, run_id, notes=result.notes)
+        doc = self._write_results(
+            ctx, "FINISHED", result.metrics, started, run_id, notes=result.notes
+        )
+        self._summarize(doc)
         self._finish(tracker, "FINISHED")
         return result.metrics
 
@@ -194,7 +197,7 @@ class Experiment:
         run_id: str | None,
         error: BaseException | None = None,
         notes: dict[str, str] | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
         p = self.plan
         doc: dict[str, Any] = {
             "status": status,
@@ -218,6 +221,16 @@ class Experiment:
         path = self.job.output_dir / "results.json"
         path.write_text(json.dumps(doc, indent=2) + "\n")
         ctx.tracker.log_artifact(path)
+        return doc
+
+    def _summarize(self, doc: dict[str, Any]) -> None:
+        """The run's outcome where the user is looking (console and celine.log)."""
+        metrics = self.plan.task.metrics
+        primary = metrics[0].name if metrics else None
+        text = summary.run_summary(
+            doc, primary, str(self.job.output_dir), self._uri, self._default_uri
+        )
+        log.log(logging.INFO if doc["status"] == "FINISHED" else logging.ERROR, "%s", text)
 
     def _finish(self, tracker: Any, status: str) -> None:
         for handler in logging.getLogger().handlers:

@@ -49,8 +49,19 @@ class TinyLlamaConfig:
             value = getattr(self, key)
             if value is not None:
                 in_range(f"model.{key}", value, 1)
-        if self.lr is not None:
-            in_range("model.lr", self.lr, 0.0)
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError("model.lr", self.lr, "expected a learning rate above 0")
+        if self.seq_len is not None:
+            # the preset's position table bounds the training context (plain dataclasses: no torch)
+            from celine.llm.tiny_llama import get_preset
+
+            positions = get_preset(self.size, self.corpus).arch.max_positions
+            if self.seq_len > positions:
+                raise ConfigError(
+                    "model.seq_len",
+                    self.seq_len,
+                    f"expected at most {positions}, the positions of model.size={self.size}",
+                )
 
 
 @dataclass

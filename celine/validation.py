@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import (
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 from celine import registry
-from celine.errors import ConfigError
+from celine.errors import ConfigError, MissingValue
 from celine.registry import MethodSpec, ModelSpec, TaskSpec
 from celine.schema import HardwareConfig, TrackingConfig
 
@@ -63,6 +68,9 @@ def typed(group: str, node: Any, schema: type, owner: str) -> Any:
         field = schema.__dataclass_fields__.get(str(err.key))
         expected = getattr(field.type, "__name__", field.type) if field else "?"
         raise ConfigError(f"{group}.{err.key}", err.value, f"{owner} expects {expected}") from None
+    except MissingMandatoryValue as err:
+        key = f"{group}.{err.key}" if err.key else group
+        raise MissingValue(key, f"{owner} needs it", f"e.g. {key}=...") from None
     except OmegaConfBaseException as err:
         raise ConfigError(group, getattr(err, "key", None), str(err).splitlines()[0]) from None
 

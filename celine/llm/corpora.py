@@ -30,6 +30,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from celine.errors import DataError, DataFieldMissing, DataNotADirectory, DataNotFound
 from celine.llm import reasoning
 from celine.llm.reasoning import Problem
 
@@ -107,10 +108,10 @@ def hash_split(items: list, keys: list[str]) -> dict[str, list]:
 
 def _require_root(name: str, root: str | os.PathLike | None, expected: str) -> Path:
     if root is None or str(root) == "":
-        raise ValueError(f"corpus {name!r} needs a local path (root=...): expected {expected}")
+        raise DataNotFound(f"corpus {name!r} needs a local path (root=...): expected {expected}")
     path = Path(root).expanduser()
     if not path.exists():
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"corpus {name!r}: path {str(path)!r} does not exist; expected {expected}"
         )
     return path
@@ -144,7 +145,7 @@ def load_code(root: str | None = None, max_files: int | None = None) -> CorpusSp
     base = stdlib_root() if root is None else _require_root("code", root, "a folder of .py files")
     files = stdlib_files(base) if root is None else sorted(base.rglob("*.py"))
     if not files:
-        raise FileNotFoundError(f"corpus 'code': no .py files under {str(base)!r}")
+        raise DataNotFound(f"corpus 'code': no .py files under {str(base)!r}")
     rel = [f.relative_to(base).as_posix() for f in files]
     if max_files is not None:
         keep = sorted(range(len(rel)), key=lambda i: hashlib.sha256(rel[i].encode()).hexdigest())[
@@ -259,12 +260,12 @@ def _long_formatter(seed: int, slip_prob: float):
 def load_text_dir(root: str) -> CorpusSplits:
     base = _require_root("text_dir", root, "a folder of .txt files")
     if not base.is_dir():
-        raise NotADirectoryError(
+        raise DataNotADirectory(
             f"corpus 'text_dir': path {str(base)!r} is not a folder; expected a folder of .txt files"
         )
     files = sorted(base.rglob("*.txt"))
     if not files:
-        raise FileNotFoundError(f"corpus 'text_dir': no .txt files under {str(base)!r}")
+        raise DataNotFound(f"corpus 'text_dir': no .txt files under {str(base)!r}")
     parts = hash_split(files, [f.relative_to(base).as_posix() for f in files])
     docs = {k: [_read_text(p) for p in v] for k, v in parts.items()}
     return CorpusSplits(
@@ -286,11 +287,11 @@ def _read_jsonl(path: Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(
+                raise DataError(
                     f"{str(path)!r} line {lineno}: not valid JSON ({e.msg}); expected one JSON object per line"
                 ) from None
             if not isinstance(row, dict):
-                raise ValueError(
+                raise DataError(
                     f"{str(path)!r} line {lineno}: expected a JSON object, got {type(row).__name__}"
                 )
             rows.append(row)
@@ -316,7 +317,7 @@ def _jsonl_rows_by_split(name: str, root: str, expected: str) -> tuple[dict[str,
             # MATH's original layout: train/<subject>/<n>.json, test/<subject>/<n>.json
             if name == "math" and (base / "train").is_dir() and (base / "test").is_dir():
                 return _math_json_dirs(base)
-            raise FileNotFoundError(
+            raise DataNotFound(
                 f"corpus {name!r}: no .jsonl files in {str(base)!r}; expected {expected}"
             )
     by_split: dict[str, list[Path]] = {"train": [], "validation": [], "test": []}
@@ -340,7 +341,7 @@ def _jsonl_rows_by_split(name: str, root: str, expected: str) -> tuple[dict[str,
         rows = hash_split(all_rows, [json.dumps(r, sort_keys=True) for r in all_rows])
         rule = "hash of each line"
     if not rows["train"]:
-        raise ValueError(f"corpus {name!r}: no rows in the train split of {str(base)!r}")
+        raise DataError(f"corpus {name!r}: no rows in the train split of {str(base)!r}")
     return rows, {"root": str(base), "files": [f.name for f in files], "split": rule}
 
 
@@ -359,7 +360,7 @@ def _math_json_dirs(base: Path) -> tuple[dict[str, list[dict]], dict]:
 
 def _field(row: dict, key: str, name: str, root: str) -> str:
     if key not in row:
-        raise KeyError(
+        raise DataFieldMissing(
             f"corpus {name!r} at {root!r}: a row has no field {key!r} (fields: {sorted(row)})"
         )
     return str(row[key])

@@ -8,7 +8,9 @@ by the same code.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,6 +18,29 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Logs `what: done/total (pct), elapsed, ETA` at most every `every_s` seconds, so a long
+    evaluation shows it is moving while a short one stays silent."""
+
+    def __init__(self, what: str, total: int, every_s: float = 10.0) -> None:
+        self.what, self.total, self.every_s = what, total, every_s
+        self.started = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s or done >= self.total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        eta = elapsed / max(done, 1) * (self.total - done)
+        log.info(
+            "%s: %d/%d (%.0f%%), %.0f s elapsed, about %.0f s left",
+            self.what, done, self.total, 100 * done / self.total, elapsed, eta,
+        )  # fmt: skip
 
 
 class PerplexityResult(NamedTuple):
@@ -46,7 +71,9 @@ def perplexity(
     groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)] + [
         [s] for s in rest
     ]
-    for group in groups:
+    progress = Progress(f"perplexity over {n_pred} tokens, batches", len(groups))
+    for done, group in enumerate(groups):
+        progress.update(done)
         length = min(window, n_pred - group[0])
         x = torch.stack([ids[s : s + length] for s in group]).to(device)
         y = torch.stack([ids[s + 1 : s + length + 1] for s in group]).to(device)
@@ -118,7 +145,9 @@ def generate(
     gen = torch.Generator().manual_seed(seed)
     out: list[Generation] = []
     try:
+        progress = Progress("generate, prompts", len(prompts))
         for i in range(0, len(prompts), batch_size):
+            progress.update(i)
             chunk = list(prompts[i : i + batch_size])
             enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
             if sample:

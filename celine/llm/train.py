@@ -130,8 +130,20 @@ def save_state(path: Path, model, optimizer, scheduler, step: int, elapsed: floa
     atomic_write_bytes(path, lambda p: torch.save(state, p))
 
 
+def _numpy_rng_globals() -> list:
+    """What numpy's RNG state (an ndarray in a tuple) needs from a weights-only load: the array
+    type and its reconstructor, nothing that can run code."""
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy 2
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def load_state(path: Path, model, optimizer, scheduler) -> tuple[int, float]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    # the state lives in a cache folder other runs (and people) share: never unpickle it
+    with torch.serialization.safe_globals(_numpy_rng_globals()):
+        state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -46,7 +46,28 @@ class NullTracker:
         pass
 
 
-def open_tracker(backend: str, uri: str, artifact_root: str):
+SERVER_SCHEMES = ("http", "https", "databricks")
+
+
+def is_server(uri: str) -> bool:
+    return uri.split(":", 1)[0].lower() in SERVER_SCHEMES
+
+
+def tracking_target(
+    uri: str | None, artifact_root: str | None, outputs: Path
+) -> tuple[str, str | None]:
+    """(tracking URI, artifact root) of a run. The local default is a SQLite store with artifacts
+    beside it under outputs/; with a tracking server the server stores artifacts
+    (`--artifacts-destination`), so the root stays None unless the user set one."""
+    from celine import paths
+
+    uri = uri or paths.default_tracking_uri(outputs)
+    if artifact_root is None and not is_server(uri):
+        artifact_root = str(outputs / "mlartifacts")
+    return uri, artifact_root
+
+
+def open_tracker(backend: str, uri: str, artifact_root: str | None):
     if backend == "none":
         return NullTracker()
     from celine.tracking.mlflow_store import MlflowTracker

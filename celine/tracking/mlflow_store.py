@@ -3,24 +3,77 @@ in one process never collide on an "active run")."""
 
 from __future__ import annotations
 
+import fcntl
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.default_context import DefaultRunContext
 
 _PARENT_TAG = "mlflow.parentRunId"
+# The MLflow UI opens an experiment on its GenAI traces view unless this experiment tag says the
+# experiment is classic model development (MLflow 3.x, `ExperimentKind` in its web app); with it,
+# the UI opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
-def experiment_id(client: MlflowClient, name: str, artifact_root: str) -> str:
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///...` tracking URI, else None."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None
+    path = unquote(parsed.path)
+    return None if path in ("", "/:memory:") else Path(path)
+
+
+@contextmanager
+def store_lock(uri: str):
+    """Hold an exclusive file lock beside a SQLite store while MLflow creates or migrates it.
+
+    MLflow builds a fresh store's schema (about 7 s of migrations) when the client is created;
+    two processes doing it at once on the same file race and one crashes ("table ... already
+    exists"). With the lock the second waits, then finds the schema ready."""
+    db = sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_client(uri: str) -> MlflowClient:
+    """An MlflowClient whose store exists and is migrated (created under `store_lock`)."""
+    with store_lock(uri):
+        return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """The experiment's id, creating it when absent. With `artifact_root` None the tracking
+    server (or store) chooses where artifacts go: a `mlflow server --artifacts-destination`
+    serves them as `mlflow-artifacts:`, so jobs on other machines never write locally."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if EXPERIMENT_KIND_TAG not in exp.tags:  # experiments made before the tag existed
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    location = f"{artifact_root.rstrip('/')}/{name.replace('/', '_')}"
-    if "://" not in location:
-        location = Path(location).resolve().as_uri()
+    location = None
+    if artifact_root:
+        location = f"{artifact_root.rstrip('/')}/{name.replace('/', '_')}"
+        if "://" not in location:
+            location = Path(location).resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except Exception:  # another job of the same sweep created it first
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -29,14 +82,15 @@ def experiment_id(client: MlflowClient, name: str, artifact_root: str) -> str:
 
 
 class MlflowTracker:
-    def __init__(self, uri: str, artifact_root: str) -> None:
-        self.client = MlflowClient(tracking_uri=uri)
+    def __init__(self, uri: str, artifact_root: str | None) -> None:
+        self.client = open_client(uri)
         self.uri, self.artifact_root = uri, artifact_root
         self.run_id: str | None = None
 
     def start(self, experiment: str, run_name: str, tags: dict[str, str], parent_run_id=None):
         exp_id = experiment_id(self.client, experiment, self.artifact_root)
-        tags = dict(tags)
+        # the tags mlflow.start_run would set (mlflow.user, mlflow.source.name/type), then ours
+        tags = {**DefaultRunContext().tags(), **tags}
         if parent_run_id:
             tags[_PARENT_TAG] = parent_run_id
         run = self.client.create_run(exp_id, run_name=run_name, tags=tags)

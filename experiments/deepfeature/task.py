@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from celine.api import ConfigError, RunContext
+from celine.api import ConfigError, RunContext, load_checkpoint
 from celine.vision.task import ImageTask
 
 from .mutations import mutate
@@ -47,7 +47,7 @@ class DeepFeatureTask(ImageTask):
             mc.arch, self.num_classes, self.in_channels, width=mc.width, size=self.size
         )
         if mc.path:
-            state = torch.load(mc.path, map_location="cpu", weights_only=False)
+            state = load_checkpoint(mc.path, "model.path")
             model.load_state_dict(state.get("model", state))
             return model.eval()
         keys = ("data", "data_root", "size", "val_fraction", "test_fraction", "epochs", "lr",

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import torch
 
-from celine.api import ConfigError, RunContext
+from celine.api import ConfigError, RunContext, load_checkpoint
 from celine.vision.task import ImageTask
 
 from .attacks import make_trigger, poison_set, triggered_test
@@ -68,7 +68,7 @@ class FMTTask(ImageTask):
         )
         device = ctx.hardware.device
         if mc.path:  # a user's own (backdoored) checkpoint: evaluate and defend it as it is
-            state = torch.load(mc.path, map_location="cpu", weights_only=False)
+            state = load_checkpoint(mc.path, "model.path")  # never unpickled: may be hostile
             model.load_state_dict(state.get("model", state))
             self.history = []
             return model.to(device).eval()

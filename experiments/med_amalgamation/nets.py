@@ -7,6 +7,8 @@ import inspect
 import torch
 from torch import nn
 
+from celine.api import load_checkpoint
+
 
 def build_dynunet(cfg, spatial_dims: int, in_channels: int = 1, out_channels: int = 2) -> nn.Module:
     """MONAI's nnU-Net re-implementation: strides 1, 2, 2, ... so the bottleneck sits at
@@ -50,7 +52,7 @@ def build_swinunetr(cfg, spatial_dims: int, in_channels: int = 1, out_channels: 
 
 def load_target_checkpoint(net: nn.Module, path: str) -> None:
     """A full SwinUNETR state dict, or the self-supervised Swin-ViT weights (`load_from`)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path, "model.checkpoint")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if any(k.startswith("module.") for k in state):
         net.load_from(state)  # the authors' self-supervised checkpoint layout

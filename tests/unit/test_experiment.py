@@ -6,6 +6,19 @@ import pytest
 from celine_testing import artifact_paths, client, run_in_process, runs_of
 
 from celine.errors import RunError
+from celine.paths import checkout_root
+
+
+def _head_commit() -> str:
+    import subprocess
+
+    root = checkout_root()
+    if root is None:
+        return "unknown"
+    out = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "unknown"
 
 
 def test_finished_run_has_tags_params_metrics_and_artifacts(toy_conf, outputs, tmp_path):
@@ -18,6 +31,14 @@ def test_finished_run_has_tags_params_metrics_and_artifacts(toy_conf, outputs, t
     assert tags["celine.task"] == "toy" and tags["celine.method"] == "toy_fit"
     assert tags["celine.model"] == "toy_linear" and tags["celine.hardware"] == "cpu"
     assert tags["celine.git_dirty"] in ("true", "false", "unknown")
+    # MLflow's own tag names, which its UI shows (Version, Source, User)
+    assert tags["mlflow.source.git.commit"] == _head_commit()
+    assert "celine.git_commit" not in tags
+    assert tags["mlflow.source.name"] and tags["mlflow.source.type"] == "LOCAL"
+    assert tags["mlflow.user"]
+    exp = client(outputs).get_experiment(run.info.experiment_id)
+    # without this tag MLflow 3's UI opens the experiment on its GenAI traces view
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.params["method.steps"] == "20" and run.data.params["seed"] == "3"
     history = client(outputs).get_metric_history(run.info.run_id, "train/mse")
     assert [m.step for m in history] == list(range(1, 21))
