@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +178,8 @@ class VLLMEngine:
             self.engine = LLMEngine.from_engine_args(args)
         except BaseException as err:
             self.pids = set(_children()) - before
+            with self.log_path.open("a") as f:  # the cause, also when raised in this process
+                f.write("".join(traceback.format_exception(err)))
             self.shutdown()
             if isinstance(err, KeyboardInterrupt):
                 raise

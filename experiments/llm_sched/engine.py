@@ -72,20 +72,16 @@ def replay(engine, name, mcfg, keys, requests, prompts, label=""):
 
 # -- calibration -----------------------------------------------------------------------------
 def fit_engine_latency(iterations: pd.DataFrame) -> LatencyModel:
-    """The simulator's latency model fitted to the engine's steps. A step's time is from its
-    schedule() to the end of its output processing; the engine's gap between two back-to-back
-    steps (sending outputs, reading new requests) is added to the fixed cost."""
-    steps = iterations[iterations["batch_size"] > 0]
-    df = steps.rename(columns={"duration": "seconds"})[
-        ["prefill_tokens", "decode_seqs", "kv_tokens", "seconds"]
-    ]
-    model = fit_latency_model(df)
-    start = iterations["time"].to_numpy()
-    end = start + iterations["duration"].to_numpy()
-    gaps = start[1:] - end[:-1]
-    busy = (iterations["batch_size"].to_numpy()[1:] > 0) & (gaps < 0.05)
-    gap = float(np.median(gaps[busy])) if busy.any() else 0.0
-    return dataclasses.replace(model, c0=model.c0 + max(gap, 0.0))
+    """The simulator's latency model fitted to the engine's steps while it is saturated (the
+    capacity burst): a step's time is the engine's cadence, from its schedule() to the next
+    step's, so the loop's own overhead (sending outputs, reading requests; on a shared machine
+    also the time other jobs hold the cores) is part of the cost the simulator charges."""
+    it = iterations.sort_values("time")
+    cadence = it["time"].shift(-1) - it["time"]
+    df = it.assign(seconds=cadence)[["prefill_tokens", "decode_seqs", "kv_tokens", "seconds",
+                                     "batch_size"]]  # fmt: skip
+    df = df[(df["batch_size"] > 0) & df["seconds"].notna()]
+    return fit_latency_model(df)
 
 
 def calibration_key(task, engine) -> str:
@@ -132,6 +128,24 @@ def sim_settings(cfg, engine):
         cfg, preemption="recompute", max_num_batched_tokens=engine.max_num_batched_tokens,
         kv_capacity_tokens=max(cfg.kv_capacity_tokens, 1 << 20),
     )  # fmt: skip
+
+
+def serve_interleaved(runs, workloads, info, cfg, engine, prompts, replicates, log):
+    """Every (scheduler, workload) on the engine `replicates` times, schedulers interleaved
+    round by round. Returns (mean over replicates per scheduler and workload, every row)."""
+    from celine.experiments.llm_sched.serving import serve_all
+
+    rows = []
+    for rep in range(replicates):
+        for name, mcfg, keys in runs:
+            df = serve_all(name, mcfg, keys, workloads, info, cfg, None, log, engine, prompts)
+            rows.append(df.assign(replicate=rep))
+    every = pd.concat(rows, ignore_index=True)
+    num = every.select_dtypes("number").columns.drop("replicate")
+    mean = every.groupby(["scheduler", "workload"], sort=False)[list(num)].mean().reset_index()
+    mean.insert(2, "engine", "vllm")
+    mean["replicates"] = replicates
+    return mean, every
 
 
 def engine_vs_sim(engine_table: pd.DataFrame, sim_table: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import pandas as pd
 from celine.api import ConfigError, Result, RunContext
 from celine.experiments.llm_sched import plots
 from celine.experiments.llm_sched.config import ClassifierConfig
+from celine.experiments.llm_sched.engine import serve_interleaved
 from celine.experiments.llm_sched.ranking import approx_sjf_scores, kendall_tau_fast
 from celine.experiments.llm_sched.serving import headline_metrics, serve_all, simulate
 
@@ -68,14 +69,20 @@ class _Scheduling:
         if keys is not None and "predictor/test_tau" not in metrics:
             metrics["predictor/test_tau"] = kendall_tau_fast(keys, task.test["output_len"])
         check_engine_supports(task, [self.scheduler])
+        runs = [(self.scheduler, self.cfg, keys)]
         with task.engine_session() as engine:
             workloads, info = task.workloads
-            table = serve_all(self.scheduler, self.cfg, keys, workloads, info, task.cfg,
-                              None if engine else task.latency, ctx.log, engine,
-                              task.prompts if engine else None)  # fmt: skip
-            tables = {"serving": table, "workloads": info}
-            if engine is not None:
-                tables.update(sim_twin(ctx, [(self.scheduler, self.cfg, keys)], table, metrics))
+            tables = {"workloads": info}
+            if engine is None:
+                table = serve_all(self.scheduler, self.cfg, keys, workloads, info, task.cfg,
+                                  task.latency, ctx.log)  # fmt: skip
+            else:
+                table, tables["serving_replicates"] = serve_interleaved(
+                    runs, workloads, info, task.cfg, engine, task.prompts,
+                    task.cfg.engine.replicates, ctx.log,
+                )  # fmt: skip
+                tables.update(sim_twin(ctx, runs, table, metrics))
+            tables["serving"] = table
         metrics.update(headline_metrics(table, task.cfg))
         metrics["serving/capacity_rps"] = info.attrs["capacity_rps"]
         figures = {"latency_vs_rate": plots.latency_vs_rate(table)}
@@ -195,12 +202,16 @@ class LTR(_Scheduling):
         result_tables = {"tau": taus}
         with task.engine_session() as engine:
             workloads, info = task.workloads
-            latency = None if engine else task.latency
-            prompts = task.prompts if engine else None
-            tables = [serve_all(name, mcfg, k, workloads, info, task.cfg, latency, ctx.log,
-                                engine, prompts) for name, mcfg, k in runs]  # fmt: skip
-            table = pd.concat(tables, ignore_index=True)
-            if engine is not None:
+            if engine is None:
+                tables = [serve_all(name, mcfg, k, workloads, info, task.cfg, task.latency,
+                                    ctx.log) for name, mcfg, k in runs]  # fmt: skip
+                table = pd.concat(tables, ignore_index=True)
+            else:
+                table, result_tables["serving_replicates"] = serve_interleaved(
+                    runs, workloads, info, task.cfg, engine, task.prompts,
+                    task.cfg.engine.replicates, ctx.log,
+                )  # fmt: skip
+                tables = [table[table["scheduler"] == "ltr"]]
                 result_tables.update(sim_twin(ctx, runs, table, metrics))
                 sim = result_tables["serving_sim"]
                 for k, v in _ratios(sim).items():
