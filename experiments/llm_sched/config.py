@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from celine.api import ConfigError, existing_path, in_range, one_of
+from celine.serving.engine_config import EngineConfig
 
 SCHEDULERS = (
     "fcfs", "oracle_sjf", "mlfq", "ltr", "ltr_starvation", "sched_classifier", "sched_prompt_len",
@@ -46,6 +47,8 @@ class LLMSchedTaskConfig:
     synthetic_target: int = 100  # time to the first N completions (paper: 1000 of 10,000)
     synthetic_window_fraction: float = 0.1  # window for "completions within", of the work
     sim_seed: int = 0
+    # -- the engine the workloads are replayed on: `engine=sim` (default) or `engine=vllm`
+    engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
         existing_path("task.data_root", self.data_root)

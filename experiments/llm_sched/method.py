@@ -14,9 +14,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from celine.api import Result, RunContext
+from celine.api import ConfigError, Result, RunContext
 from celine.experiments.llm_sched import plots
 from celine.experiments.llm_sched.config import ClassifierConfig
+from celine.experiments.llm_sched.engine import serve_interleaved
 from celine.experiments.llm_sched.ranking import approx_sjf_scores, kendall_tau_fast
 from celine.experiments.llm_sched.serving import headline_metrics, serve_all, simulate
 
@@ -67,14 +68,63 @@ class _Scheduling:
         keys, metrics = self.keys(ctx)
         if keys is not None and "predictor/test_tau" not in metrics:
             metrics["predictor/test_tau"] = kendall_tau_fast(keys, task.test["output_len"])
-        workloads, info = task.workloads
-        table = serve_all(self.scheduler, self.cfg, keys, workloads, info, task.cfg,
-                          task.latency, ctx.log)  # fmt: skip
+        check_engine_supports(task, [self.scheduler])
+        runs = [(self.scheduler, self.cfg, keys)]
+        with task.engine_session() as engine:
+            workloads, info = task.workloads
+            tables = {"workloads": info}
+            if engine is None:
+                table = serve_all(self.scheduler, self.cfg, keys, workloads, info, task.cfg,
+                                  task.latency, ctx.log)  # fmt: skip
+            else:
+                table, tables["serving_replicates"] = serve_interleaved(
+                    runs, workloads, info, task.cfg, engine, task.prompts,
+                    task.cfg.engine.replicates, ctx.log,
+                )  # fmt: skip
+                tables.update(sim_twin(ctx, runs, table, metrics))
+            tables["serving"] = table
         metrics.update(headline_metrics(table, task.cfg))
         metrics["serving/capacity_rps"] = info.attrs["capacity_rps"]
-        tables = {"serving": table, "workloads": info}
         figures = {"latency_vs_rate": plots.latency_vs_rate(table)}
         return Result(metrics=metrics, tables=tables, figures=figures)
+
+
+def check_engine_supports(task, names) -> None:
+    """On a real engine only the schedulers vLLM's priority hook expresses can run."""
+    from celine.experiments.llm_sched.engine import ENGINE_SCHEDULERS
+
+    if not task.on_engine:
+        return
+    for name in names:
+        if name not in ENGINE_SCHEDULERS:
+            raise ConfigError("method", name, "engine=vllm runs " + ", ".join(ENGINE_SCHEDULERS))
+
+
+def sim_twin(ctx: RunContext, runs, engine_table, metrics) -> dict[str, pd.DataFrame]:
+    """Replay the engine's workloads in the simulator (latency model calibrated on the engine's
+    steps, the engine's settings) and compare: the simulator's error per scheduler and whether
+    both order the schedulers alike. `runs`: (scheduler, method config, rank keys)."""
+    from celine.experiments.llm_sched.engine import engine_vs_sim, sim_settings
+    from celine.serving import LatencyModel
+
+    task = ctx.task
+    latency = LatencyModel(**task.calibration["latency"])
+    scfg = sim_settings(task.cfg, task.engine)
+    workloads, info = task.workloads
+    sim = pd.concat([serve_all(name, mcfg, keys, workloads, info, scfg, latency)
+                     for name, mcfg, keys in runs], ignore_index=True)  # fmt: skip
+    cmp = engine_vs_sim(engine_table, sim)
+    loads = cmp[cmp["workload"] != "burst"]
+    metrics["engine_vs_sim/max_abs_error"] = float(loads["sim_error"].abs().max())
+    metrics["engine_vs_sim/mean_abs_error"] = float(loads["sim_error"].abs().mean())
+    metrics["engine_vs_sim/same_order_fraction"] = float(
+        loads.groupby("workload")["same_order"].first().mean()
+    )
+    hi = engine_table[engine_table["workload"] != "burst"]["load_factor"].max()
+    for r in cmp[cmp["workload"] == f"load_{hi:g}"].itertuples():
+        metrics[f"engine_vs_sim/error_{r.scheduler}"] = float(r.sim_error)
+    ctx.log.info("engine vs simulator (mean latency per token):\n%s", cmp.to_string())
+    return {"serving_sim": sim, "engine_vs_sim": cmp}
 
 
 class FCFSMethod(_Scheduling):
@@ -136,25 +186,48 @@ class LTR(_Scheduling):
         for r in taus.itertuples():
             metrics[f"tau/{r.predictor}"] = float(r.test_tau)
 
-        workloads, info = task.workloads
-        tables = [serve_all("ltr", cfg, keys, workloads, info, task.cfg, task.latency, ctx.log)]
-        for name in cfg.compare:
-            mcfg = (
-                cfg if name in ("sched_classifier", "sched_prompt_len", "ltr_starvation") else None
-            )
-            keys_of = {**all_keys, "ltr_starvation": keys, "oracle_sjf": None}
-            tables.append(serve_all(name, mcfg, keys_of.get(name),
-                                    workloads, info, task.cfg, task.latency, ctx.log))  # fmt: skip
-        table = pd.concat(tables, ignore_index=True)
+        compare = list(cfg.compare)
+        if task.on_engine:
+            from celine.experiments.llm_sched.engine import ENGINE_SCHEDULERS
+
+            skipped = [n for n in compare if n not in ENGINE_SCHEDULERS]
+            if skipped:
+                ctx.log.info("engine=vllm: not run on the engine: %s", skipped)
+            compare = [n for n in compare if n in ENGINE_SCHEDULERS]
+        keys_of = {**all_keys, "ltr_starvation": keys, "oracle_sjf": None}
+        runs = [("ltr", cfg, keys)] + [
+            (name, cfg if name in ("sched_classifier", "sched_prompt_len", "ltr_starvation")
+             else None, keys_of.get(name)) for name in compare
+        ]  # fmt: skip
+        result_tables = {"tau": taus}
+        with task.engine_session() as engine:
+            workloads, info = task.workloads
+            if engine is None:
+                tables = [serve_all(name, mcfg, k, workloads, info, task.cfg, task.latency,
+                                    ctx.log) for name, mcfg, k in runs]  # fmt: skip
+                table = pd.concat(tables, ignore_index=True)
+            else:
+                table, result_tables["serving_replicates"] = serve_interleaved(
+                    runs, workloads, info, task.cfg, engine, task.prompts,
+                    task.cfg.engine.replicates, ctx.log,
+                )  # fmt: skip
+                tables = [table[table["scheduler"] == "ltr"]]
+                result_tables.update(sim_twin(ctx, runs, table, metrics))
+                sim = result_tables["serving_sim"]
+                for k, v in _ratios(sim).items():
+                    if k.startswith("high_load/"):
+                        metrics[k.replace("high_load/", "high_load_sim/")] = v
         metrics.update(headline_metrics(tables[0], task.cfg))
         metrics["serving/capacity_rps"] = info.attrs["capacity_rps"]
         metrics.update(_ratios(table))
 
-        result_tables = {"serving": table, "comparison": _comparison(table),
-                         "tau": taus, "workloads": info}  # fmt: skip
+        result_tables.update({"serving": table, "comparison": _comparison(table),
+                              "workloads": info})  # fmt: skip
         figures = {"latency_vs_rate": plots.latency_vs_rate(table),
                    "training": plots.training_curves(histories)}  # fmt: skip
-        if cfg.tau_sweep and len(info[info["workload"] != "burst"]):
+        if "engine_vs_sim" in result_tables:
+            figures["engine_vs_sim"] = plots.engine_vs_sim(result_tables["engine_vs_sim"])
+        if cfg.tau_sweep and not task.on_engine and len(info[info["workload"] != "burst"]):
             sweep = self._tau_sweep(ctx, all_keys, taus, workloads, info)
             result_tables["tau_sweep"] = sweep
             figures["tau_sweep"] = plots.tau_sweep(sweep)

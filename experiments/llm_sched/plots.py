@@ -55,3 +55,21 @@ def training_curves(histories: dict[str, list[dict]]):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def engine_vs_sim(cmp: pd.DataFrame):
+    """Mean latency per token per scheduler on the real engine and in the calibrated simulator,
+    one panel per load."""
+    loads = [w for w in cmp["workload"].unique() if w != "burst"]
+    fig, axes = plt.subplots(1, max(len(loads), 1), figsize=(4.5 * max(len(loads), 1), 3.6),
+                             squeeze=False)  # fmt: skip
+    for ax, w in zip(axes[0], loads, strict=False):
+        g = cmp[cmp["workload"] == w]
+        x = range(len(g))
+        ax.bar([i - 0.2 for i in x], g["mean_latency_per_token_engine"], 0.4, label="vLLM")
+        ax.bar([i + 0.2 for i in x], g["mean_latency_per_token_sim"], 0.4, label="simulator")
+        ax.set_xticks(list(x), g["scheduler"], rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{w}: mean latency per token (s)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

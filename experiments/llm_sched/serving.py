@@ -35,10 +35,12 @@ def saturated_throughput(cfg, test: pd.DataFrame, latency, n: int = 400) -> floa
     return n / res.makespan
 
 
-def build_workloads(cfg, test: pd.DataFrame, latency) -> tuple[dict, pd.DataFrame]:
-    """Request lists (score unset; `meta['row']` indexes the test prompts) per workload."""
+def build_workloads(cfg, test: pd.DataFrame, latency, capacity: float | None = None
+                    ) -> tuple[dict, pd.DataFrame]:  # fmt: skip
+    """Request lists (score unset; `meta['row']` indexes the test prompts) per workload.
+    Load factors scale `capacity` (req/s; default: the simulated engine's saturated one)."""
     rng = np.random.default_rng(cfg.sim_seed)
-    cap = saturated_throughput(cfg, test, latency)
+    cap = capacity if capacity is not None else saturated_throughput(cfg, test, latency)
     workloads, rows = {}, []
 
     def requests(arrivals, tag):
@@ -106,13 +108,20 @@ def simulate(requests, scheduler, keys, cfg, latency):
     return sim.run(StaticWorkload(reqs))
 
 
-def serve_all(name, mcfg, keys, workloads, info, cfg, latency, log=None) -> pd.DataFrame:
-    """One row per workload with the serving metrics of scheduler `name`."""
+def serve_all(name, mcfg, keys, workloads, info, cfg, latency, log=None, engine=None,
+              prompts=None) -> pd.DataFrame:  # fmt: skip
+    """One row per workload with the serving metrics of scheduler `name`, in the simulator
+    or, given a running `engine` (and the held-out `prompts`' token ids), on it."""
     rows = []
     for wname, reqs in workloads.items():
-        res = simulate(reqs, make_scheduler(name, mcfg, latency), keys, cfg, latency)
+        if engine is not None:
+            from celine.experiments.llm_sched.engine import replay
+
+            res = replay(engine, name, mcfg, keys, reqs, prompts, f"{name}/{wname}")
+        else:
+            res = simulate(reqs, make_scheduler(name, mcfg, latency), keys, cfg, latency)
         m = summarize(res)
-        row = dict(scheduler=name, workload=wname, **m)
+        row = dict(scheduler=name, workload=wname, engine="vllm" if engine else "sim", **m)
         meta = info.set_index("workload").loc[wname]
         row["load_factor"], row["rate_rps"] = float(meta["load_factor"]), float(meta["rate_rps"])
         if wname == "burst":

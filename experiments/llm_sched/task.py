@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -19,6 +20,42 @@ from celine.experiments.llm_sched import data
 class LLMSchedTask:
     def __init__(self, cfg, ctx) -> None:
         self.cfg, self.ctx = cfg, ctx
+        self.engine = None  # the running real engine inside `engine_session()` (engine=vllm)
+
+    @property
+    def on_engine(self) -> bool:
+        return self.cfg.engine.name != "sim"
+
+    @contextmanager
+    def engine_session(self):
+        """Yield the running engine (None for engine=sim). vLLM is started on the served
+        model's checkpoint and always shut down: on success, on an exception and on Ctrl-C.
+        Its log is attached to the run either way; a failed start fails the run with it."""
+        if not self.on_engine:
+            yield None
+            return
+        from celine.serving.vllm_engine import VLLMEngine, vllm_version
+
+        cfg, ecfg = self.cfg, self.cfg.engine
+        tracker = getattr(self.ctx.tracker, "inner", self.ctx.tracker)
+        if hasattr(tracker, "set_tags"):
+            tracker.set_tags({"celine.engine": ecfg.name, "celine.engine_version": vllm_version()})
+        eng = VLLMEngine(
+            self.lm.path, work_dir=Path(self.ctx.run_dir) / "engine",
+            max_num_seqs=cfg.max_num_seqs, max_num_batched_tokens=cfg.max_num_batched_tokens,
+            max_model_len=ecfg.max_model_len or cfg.max_prompt_tokens + cfg.max_new_tokens,
+            kv_cache_gib=int(ecfg.kv_cache_gib), omp_threads=ecfg.omp_threads
+            or self.ctx.hardware.threads, dtype=ecfg.dtype, seed=cfg.sim_seed,
+        )  # fmt: skip
+        try:
+            with eng:
+                self.engine = eng
+                yield eng
+        finally:
+            self.engine = None
+            for path in (eng.log_path, eng.step_log):
+                if path.is_file():
+                    self.ctx.log_artifact(path, "engine")
 
     @property
     def cache_dir(self) -> Path:
@@ -96,10 +133,33 @@ class LLMSchedTask:
         return model
 
     @cached_property
+    def prompts(self) -> dict[int, list[int]]:
+        from celine.experiments.llm_sched.engine import heldout_prompts
+
+        return heldout_prompts(self)
+
+    @cached_property
+    def calibration(self) -> dict:
+        """engine=vllm: the engine's saturated throughput and the simulator's latency model
+        fitted to its steps (cached per machine and model)."""
+        from celine.experiments.llm_sched.engine import calibrate
+
+        if self.engine is None:
+            raise RuntimeError("calibration needs the running engine (inside engine_session)")
+        doc = calibrate(self, self.engine, self.prompts, self.ctx.log)
+        self.ctx.log_metrics({f"engine_latency/{k}": v for k, v in doc["latency"].items()})
+        self.ctx.log_metrics({"engine/capacity_rps": doc["capacity_rps"]})
+        return doc
+
+    @cached_property
     def workloads(self):
         from celine.experiments.llm_sched.serving import build_workloads
 
-        workloads, info = build_workloads(self.cfg, self.test, self.latency)
+        if self.on_engine:
+            workloads, info = build_workloads(self.cfg, self.test, None,
+                                              capacity=self.calibration["capacity_rps"])  # fmt: skip
+        else:
+            workloads, info = build_workloads(self.cfg, self.test, self.latency)
         self.ctx.log.info("serving: capacity ~%.1f req/s; workloads %s",
                           info.attrs["capacity_rps"], list(workloads))  # fmt: skip
         self.ctx.log_metrics({"serving/capacity_rps": info.attrs["capacity_rps"]})
