@@ -49,16 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _run(overrides: list[str]) -> int:
-    # Hydra reads sys.argv itself: strip the subcommand and hand over the rest
-    sys.argv = [sys.argv[0], *overrides]
-    from celine.app import job
-    from celine.tracking.callbacks import LAST_SWEEP
+def _run(args: list[str]) -> int:
+    from celine.app import main as run
 
-    job()
-    if LAST_SWEEP.get("failed"):
-        return 1
-    return 0
+    return run(args)  # the exit code comes from the runs' results (celine.api.run / multirun)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 
 PARENT_RUN_FILE = ".celine_parent_run.json"
 
-# the outcome of the last sweep in this process: `celine run -m` turns failures into its exit code
-LAST_SWEEP: dict[str, Any] = {}
-
 
 def sweep_experiment(config: DictConfig) -> str:
     tracking = config.get("tracking") or {}
@@ -53,7 +50,6 @@ class SweepCallback(Callback):
         self.tracker = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        LAST_SWEEP.clear()
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         target = _tracking_target(config)
@@ -83,7 +79,6 @@ class SweepCallback(Callback):
                 {"job": path.parent.name, "status": doc.get("status"), **doc.get("metrics", {})}
             )
         failed = [r["job"] for r in rows if r["status"] != "FINISHED"]
-        LAST_SWEEP.update(jobs=len(rows), failed=failed, sweep_dir=str(sweep_dir))
         if failed:
             log.error("%d of %d jobs failed: %s", len(failed), len(rows), ", ".join(failed))
         if self.tracker is None:
