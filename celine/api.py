@@ -58,6 +58,7 @@ __all__ = [
     "RunContext",
     "RunError",
     "RunResult",
+    "context",
     "existing_path",
     "in_range",
     "multirun",
@@ -284,6 +285,49 @@ def multirun(
     if sweep_dir is not None:
         overrides = [*_drop(overrides, "hydra.sweep.dir"), f"hydra.sweep.dir={_quoted(sweep_dir)}"]
     return app.launch_multirun(overrides, config_dir=config_dir)
+
+
+def context(
+    overrides: list[str] | None = None,
+    *,
+    config_dir: str | Path | None = None,
+    run_dir: str | Path | None = None,
+) -> RunContext:
+    """The run context `celine run` would give a method, with its task built, but no run: the
+    config composed and validated as for a run, the hardware resolved and seeded, nothing tracked.
+    For exploration scripts and tests that call a task's or a method's pieces directly; what is
+    reported goes through `run` / `multirun`.
+
+    run_dir: where `log_table`/`log_figure` write (default: outputs/contexts/<task>/<time>).
+    """
+    import logging
+    import time
+
+    from celine import configs, hardware, registry, validation
+    from celine.tracking import NullTracker
+
+    with configs.hydra_context(Path(config_dir) if config_dir else None):
+        cfg = configs.compose(list(overrides or []))
+    p = validation.plan(cfg)
+    hw = hardware.resolve(p.hardware)
+    hardware.configure(hw, p.hardware, p.seed)
+    outputs = Path(cfg.paths.outputs)
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    ctx = RunContext(
+        task=None,
+        task_cfg=p.task_cfg,
+        model_cfg=p.model_cfg,
+        hardware=hw,
+        seed=p.seed,
+        run_dir=Path(run_dir) if run_dir else outputs / "contexts" / p.task.name / stamp,
+        outputs_dir=outputs,
+        log=logging.getLogger(f"celine.{p.method.name}"),
+        tracker=NullTracker(),
+        model_name=p.model.name,
+        _model_builder=lambda mcfg, c: registry.resolve(p.model.impl)(mcfg, c),
+    )
+    ctx.task = registry.resolve(p.task.impl)(p.task_cfg, ctx)
+    return ctx
 
 
 def _quoted(path: str | Path) -> str:

@@ -61,3 +61,15 @@ def test_multirun_config_errors_are_failed_results_not_a_stopped_sweep(toy_conf,
     results = api.multirun(["task=toy", "method=toy_fit,unigram"])
     assert [r.status for r in results] == ["FINISHED", "FAILED"]
     assert "accepts the methods" in results[1].error and results[1].run_id is None
+
+
+def test_context_is_the_validated_context_of_a_run_without_a_run(toy_conf, outputs, tmp_path):
+    from toy_room import ToyTask, ToyTaskConfig
+
+    ctx = api.context(["task=toy", "seed=4", "task.n=32"], run_dir=tmp_path / "ctx")
+    assert isinstance(ctx.task, ToyTask) and isinstance(ctx.task_cfg, ToyTaskConfig)
+    assert ctx.seed == 4 and ctx.task_cfg.n == 32 and len(ctx.task.x) == 32
+    assert ctx.hardware.device == "cpu" and ctx.run_dir == tmp_path / "ctx"
+    assert not client(outputs).search_experiments(filter_string="name = 'celine/toy'")
+    with pytest.raises(ConfigError, match="task.noise"):
+        api.context(["task=toy", "task.noise=oops"])
