@@ -50,7 +50,9 @@ def problems_of(group: str, stem: str) -> list[str]:
     """Every key of a preset that repeats its dataclass default or that its dataclass lacks."""
     preset = configs.read_preset(group, stem)
     entry = configs.preset_entry(group, stem)
-    sections = {group: (entry, {k: v for k, v in preset.items() if k not in ("defaults", "_global_")})}
+    sections = {
+        group: (entry, {k: v for k, v in preset.items() if k not in ("defaults", "_global_")})
+    }
     if "_global_" in preset:  # a task preset may also set its method's and model's keys
         for other, chosen in _choices(preset).items():
             node = preset["_global_"].get(other)

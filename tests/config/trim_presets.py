@@ -7,6 +7,7 @@ of the value) stays as a comment line. For merging presets written before the de
 Handles flat presets and the `# @package _global_` task presets' sections (two levels deep);
 anything deeper that repeats a default is listed by the test for a hand edit.
 """
+
 import re
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "fixtures")]
 
-from celine import configs, paths  # noqa: E402
 import test_defaults_once as T  # noqa: E402
+
+from celine import configs, paths  # noqa: E402
 
 
 def main() -> None:
@@ -50,7 +52,11 @@ def main() -> None:
                     cm = re.search(r"\s#\s?(.*)$", rest)
                     j = i + 1
                     conts = []
-                    while j < len(lines) and lines[j].strip() and (len(lines[j]) - len(lines[j].lstrip())) > indent:
+                    while (
+                        j < len(lines)
+                        and lines[j].strip()
+                        and (len(lines[j]) - len(lines[j].lstrip())) > indent
+                    ):
                         if lines[j].strip().startswith("#"):
                             conts.append(lines[j].strip().lstrip("#").strip())
                         j += 1
@@ -67,13 +73,14 @@ def main() -> None:
         cleaned = []
         for k, line in enumerate(out):
             if glob and re.match(r"^[a-z_]+:\s*(#.*)?$", line) and not line.startswith("defaults"):
-                nxt = [l for l in out[k + 1:] if l.strip() and not l.strip().startswith("#")]
+                nxt = [ln for ln in out[k + 1 :] if ln.strip() and not ln.strip().startswith("#")]
                 if not nxt or not nxt[0].startswith(" "):
                     report.append(f"{path}: empty section {line}")
                     continue
             cleaned.append(line)
         path.write_text("\n".join(cleaned).rstrip() + "\n")
-    print("\n".join(report)); print(len(report), "keys dropped")
+    print("\n".join(report))
+    print(len(report), "keys dropped")
 
 
 if __name__ == "__main__":

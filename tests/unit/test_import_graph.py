@@ -74,7 +74,9 @@ def test_the_checker_sees_each_spelling_of_a_substrate_import():
     ):
         modules = [m for _, m in _imports_in(source, "celine")]
         assert any(_offends(m) for m in modules), source
-    assert not any(_offends(m) for _, m in _imports_in("from celine import api, registry", "celine"))
+    assert not any(
+        _offends(m) for _, m in _imports_in("from celine import api, registry", "celine")
+    )
 
 
 def test_importing_core_loads_no_substrate_or_room():

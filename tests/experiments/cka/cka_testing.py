@@ -14,7 +14,10 @@ def make_ctx(outputs: Path, seed: int = 0, task: dict | None = None, width: floa
     from celine import api
 
     overrides = [
-        "task=cka", f"seed={seed}", f"model.width={width}", f"paths.outputs='{Path(outputs)}'",
+        "task=cka",
+        f"seed={seed}",
+        f"model.width={width}",
+        f"paths.outputs='{Path(outputs)}'",
         *(f"task.{k}={json.dumps(v)}" for k, v in {**TINY_TASK, **(task or {})}.items()),
     ]
     return api.context(overrides, run_dir=Path(outputs) / "run")

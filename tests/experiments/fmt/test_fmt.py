@@ -305,8 +305,9 @@ def test_grid_runs_each_setting_as_a_multirun(outputs, tmp_path):
     runs = runs_of(outputs, "fmt")  # each setting one sweep: a parent run, its cells children
     parents = {r.info.run_id for r in runs if r.data.tags.get("celine.role") == "sweep"}
     assert len(parents) == 3
-    assert {r.data.tags["mlflow.parentRunId"] for r in runs if r.info.run_id in set(df.run_id)} \
-        == parents
+    assert {
+        r.data.tags["mlflow.parentRunId"] for r in runs if r.info.run_id in set(df.run_id)
+    } == parents
 
 
 def _cifar_format_folder(root, per_batch=40, seed=0):
