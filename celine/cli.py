@@ -82,18 +82,16 @@ def _dispatch(argv: list[str]) -> int:
     return 2
 
 
-def _run(overrides: list[str]) -> int:
-    if _wants_help_without_task(overrides):
+def _run(args: list[str]) -> int:
+    if _wants_help_without_task(args):
         return _run_help()
-    if any(flag in overrides for flag in COMPLETION_FLAGS):
+    if any(flag in args for flag in COMPLETION_FLAGS):
         _strip_subcommand_from_completion_line()
-    # Hydra reads sys.argv itself: strip the subcommand and hand over the rest
-    sys.argv = [sys.argv[0], *overrides]
-    from celine.app import job
-    from celine.tracking.callbacks import LAST_SWEEP, SweepCallback
+    from celine.app import main as run
+    from celine.tracking.callbacks import SweepCallback
 
     try:
-        job()
+        return run(args)  # the exit code comes from the runs' results (celine.api.run / multirun)
     except KeyboardInterrupt:
         # Ctrl-C (or SIGTERM) mid-sweep: Hydra skips its end hook, so close the parent run here
         SweepCallback.abort_open_sweeps("KILLED")
@@ -102,9 +100,6 @@ def _run(overrides: list[str]) -> int:
     except BaseException:
         SweepCallback.abort_open_sweeps("FAILED")
         raise
-    if LAST_SWEEP.get("failed"):
-        return 1
-    return 0
 
 
 def _wants_help_without_task(overrides: list[str]) -> bool:

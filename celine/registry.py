@@ -2,8 +2,10 @@
 
 Entries are strings ("module:attr") resolved only when a run needs them, so that listing and
 validating never import torch (the lm-evaluation-harness pattern). Rooms register themselves in
-their package `__init__`; `discover()` imports those light `__init__` modules, built-in models,
-and any installed plugin that declares the entry point group `celine.plugins`.
+their package `__init__`, and so do the substrates their model families (`celine.llm`: tiny_llama,
+tiny_reasoner, hf; `celine.vision`: small_cnn); `discover()` imports those light `__init__`
+modules by name, and any installed plugin that declares the entry point group `celine.plugins`.
+Core never imports a substrate or a room itself (tests/unit/test_import_graph.py checks it).
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def resolve(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+# the substrates that register model families; imported by name, like the rooms
+SUBSTRATES = ("celine.llm", "celine.vision")
+
 _discovered = False
 
 
@@ -122,7 +127,8 @@ def discover() -> None:
     global _discovered
     if _discovered:
         return
-    importlib.import_module("celine.models")
+    for substrate in SUBSTRATES:
+        importlib.import_module(substrate)
     rooms = importlib.import_module("celine.experiments")
     for info in sorted(pkgutil.iter_modules(rooms.__path__), key=lambda i: i.name):
         if info.ispkg:

@@ -16,3 +16,5 @@ Import-light on purpose (no torch at import time); import the module you need:
   celine.llm.evaluate    perplexity, unigram_perplexity, generate (KV cache, greedy or
                          sampled), reasoning_accuracy
 """
+
+from celine.llm import models as _models  # noqa: E402,F401  (registers tiny_llama, tiny_reasoner, hf)

@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 
 PARENT_RUN_FILE = ".celine_parent_run.json"
 
-# the outcome of the last sweep in this process: `celine run -m` turns failures into its exit code
-LAST_SWEEP: dict[str, Any] = {}
-
 
 def sweep_experiment(config: DictConfig) -> str:
     tracking = config.get("tracking") or {}
@@ -58,7 +55,6 @@ class SweepCallback(Callback):
         self._previous_sigterm: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        LAST_SWEEP.clear()
         quiet_sacct_warnings()
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +82,6 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = sweep_rows(sweep_dir, _primary_metric(config))
         failed = [r["job"] for r in rows if r["status"] != "FINISHED"]
-        LAST_SWEEP.update(jobs=len(rows), failed=failed, sweep_dir=str(sweep_dir))
         if failed:
             log.error("%d of %d jobs failed: %s", len(failed), len(rows), ", ".join(failed))
         parent = f"; MLflow parent run {self.tracker.run_id}" if self.tracker else ""

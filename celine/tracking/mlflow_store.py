@@ -127,8 +127,34 @@ class MlflowTracker:
 
 
 def runs_frame(uri: str, experiment: str):
-    """All runs of one experiment as a pandas DataFrame (params., metrics., tags. columns)."""
-    import mlflow
+    """All runs of one experiment as a pandas DataFrame with the columns of `mlflow.search_runs`
+    (run_id, status, start_time, ..., params.*, metrics.*, tags.*), read through an explicit
+    client: the fluent `mlflow.search_runs` needs the process-wide `set_tracking_uri`."""
+    import pandas as pd
+    from mlflow.entities import ViewType
 
-    mlflow.set_tracking_uri(uri)
-    return mlflow.search_runs(experiment_names=[experiment], output_format="pandas")
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return pd.DataFrame()
+    rows, token = [], None
+    while True:
+        page = client.search_runs(
+            [exp.experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+            order_by=["attributes.start_time DESC"], page_token=token,
+        )  # fmt: skip
+        for run in page:
+            info, data = run.info, run.data
+            rows.append({
+                "run_id": info.run_id, "experiment_id": info.experiment_id,
+                "status": info.status, "artifact_uri": info.artifact_uri,
+                "start_time": pd.to_datetime(info.start_time, unit="ms", utc=True),
+                "end_time": pd.to_datetime(info.end_time, unit="ms", utc=True)
+                if info.end_time else pd.NaT,
+                **{f"metrics.{k}": v for k, v in data.metrics.items()},
+                **{f"params.{k}": v for k, v in data.params.items()},
+                **{f"tags.{k}": v for k, v in data.tags.items()},
+            })  # fmt: skip
+        token = page.token
+        if not token:
+            return pd.DataFrame(rows)

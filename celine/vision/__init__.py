@@ -10,3 +10,5 @@
 
 Nothing here imports torch at package import time, so `celine ls` stays fast.
 """
+
+from celine.vision import models as _models  # noqa: E402,F401  (registers small_cnn)

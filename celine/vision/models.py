@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from celine.registry import register_model
 from celine.schema import existing_path, in_range, one_of
 
 # The zoo's architectures (celine.vision.zoo re-exports this tuple; kept here so that validating
@@ -25,6 +26,14 @@ class SmallCNNConfig:
         one_of("model.arch", self.arch, ARCHS)
         in_range("model.width", self.width, 1e-3)
         existing_path("model.path", self.path, kind="file")
+
+
+register_model(
+    "small_cnn",
+    impl="celine.vision.models:small_cnn",
+    config="celine.vision.models:SmallCNNConfig",
+    description="an image classifier of celine.vision.zoo (lenet5, resnet20, vgg16_bn, ...)",
+)
 
 
 def small_cnn(cfg: Any, ctx: Any):

@@ -138,18 +138,19 @@ class FMTTask(ImageTask):
 
 def offline_task(attack: str, seed: int, *, arch: str, width: float, outputs, device: str = "cpu",
                  **task_overrides) -> FMTTask:  # fmt: skip
-    """The fmt task outside `celine run` (the detection probe, the defence grid): a minimal run
-    context without tracking, so the cached backdoored model of the same config is found."""
-    import logging
+    """The fmt task outside a run (the detection probe): the context `celine run task=fmt` would
+    build (`celine.api.context`: the config composed and validated, the hardware resolved and
+    seeded), untracked, so the cached backdoored model of the same config is found."""
+    import json
     from pathlib import Path
-    from types import SimpleNamespace
 
-    from .config import FMTTaskConfig
+    from celine import api
 
-    ctx = SimpleNamespace(
-        seed=seed, outputs_dir=Path(outputs), log=logging.getLogger(f"fmt.{attack}.{seed}"),
-        model_cfg=SimpleNamespace(arch=arch, width=width, path=None),
-        hardware=SimpleNamespace(device=device), log_metrics=lambda *a, **k: None,
-    )  # fmt: skip
-    ctx.task = FMTTask(FMTTaskConfig(attack=attack, **task_overrides), ctx)
-    return ctx.task
+    overrides = [
+        "task=fmt", f"task.attack={attack}", f"seed={seed}", f"model.arch={arch}",
+        f"model.width={width}", f"paths.outputs='{Path(outputs).resolve()}'",
+        "hardware=cuda" if device.startswith("cuda") else "hardware=cpu",
+        f"hardware.device={device}",
+        *(f"task.{k}={json.dumps(v)}" for k, v in task_overrides.items()),
+    ]  # fmt: skip
+    return api.context(overrides).task

@@ -143,8 +143,8 @@ def test_reasoning_accuracy_table(tiny):
 
 
 def test_model_size_names_match_the_light_schema():
-    """celine.models lists the sizes without importing torch; it must match the presets."""
+    """celine.llm.models lists the sizes without importing torch; it must match the presets."""
+    from celine.llm.models import TINY_LLAMA_SIZES
     from celine.llm.tiny_llama import PRESETS
-    from celine.models import TINY_LLAMA_SIZES
 
     assert tuple(PRESETS) == TINY_LLAMA_SIZES

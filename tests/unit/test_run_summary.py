@@ -8,14 +8,25 @@ import logging
 from celine_testing import run_in_process, runs_of
 
 
+def _summary(text: str, status: str) -> list[str]:
+    """The summary block a run logs: its first line starts with `STATUS:`, the rest are indented.
+    Read from the process's stderr, since a Hydra job installs its own log handlers."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"] {status}:" in line)
+    block = [status + ":" + lines[start].split(f"] {status}:", 1)[1]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    return block
+
+
 def test_a_finished_run_prints_status_primary_metric_folder_and_how_to_open_it(
-    toy_conf, outputs, tmp_path, caplog
+    toy_conf, outputs, tmp_path, capfd
 ):
-    caplog.set_level(logging.INFO)
     metrics = run_in_process(["task=toy"], tmp_path / "run", toy_conf)
     (run,) = runs_of(outputs, "toy")
-    (summary,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("FINISHED:")]
-    lines = summary.splitlines()
+    lines = _summary(capfd.readouterr().err, "FINISHED")
     assert lines[1].startswith("  mse = ") and lines[1].endswith("(primary)")
     assert float(lines[1].split("=")[1].split()[0]) == float(f"{metrics['mse']:.6g}")
     assert f"  w = {metrics['w']:.6g}" in lines
@@ -23,15 +34,14 @@ def test_a_finished_run_prints_status_primary_metric_folder_and_how_to_open_it(
     assert f"  MLflow run: {run.info.run_id}  (celine ui)" in lines
 
 
-def test_a_failed_run_summary_names_the_error(toy_conf, outputs, tmp_path, caplog):
+def test_a_failed_run_summary_names_the_error(toy_conf, outputs, tmp_path, capfd):
     import pytest
 
-    caplog.set_level(logging.INFO)
     with pytest.raises(RuntimeError):
         run_in_process(["task=toy", "method=toy_fail"], tmp_path / "run", toy_conf)
-    (summary,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("FAILED:")]
-    assert "  error: RuntimeError: toy failure at step 3" in summary.splitlines()
-    assert "  train/mse = 0.333333" in summary.splitlines()  # the partial metrics it had
+    lines = _summary(capfd.readouterr().err, "FAILED")
+    assert "  error: RuntimeError: toy failure at step 3" in lines
+    assert "  train/mse = 0.333333" in lines  # the partial metrics it had
 
 
 def test_a_sweep_table_has_a_row_per_job_primary_metric_first(tmp_path):

@@ -1,41 +1,23 @@
-"""A RunContext built by hand for the cka room's tests: tiny teachers, no MLflow."""
+"""The cka room's tests that call a task's or a method's pieces directly get their run context
+from `celine.api.context`: the context `celine run task=cka` builds (validated config, resolved
+and seeded hardware), with tiny teachers and nothing tracked."""
 
 from __future__ import annotations
 
-import logging
+import json
 from pathlib import Path
 
 TINY_TASK = dict(teacher_epochs=3, teacher_width=0.5, plot_points=50)
 
 
-class NullTracker:
-    def log_metrics(self, metrics, step=None):
-        pass
-
-    def log_artifact(self, path, artifact_path=None):
-        pass
-
-    def log_text(self, text, artifact_file):
-        pass
-
-
 def make_ctx(outputs: Path, seed: int = 0, task: dict | None = None, width: float = 0.5):
-    from celine.api import Hardware, RunContext
-    from celine.experiments.cka.config import CKATaskConfig
-    from celine.experiments.cka.task import CKATask
-    from celine.vision.models import SmallCNNConfig
+    from celine import api
 
-    tcfg = CKATaskConfig(**{**TINY_TASK, **(task or {})})
-    ctx = RunContext(
-        task=None,
-        task_cfg=tcfg,
-        model_cfg=SmallCNNConfig(width=width),
-        hardware=Hardware("cpu", "cpu", "float32", None, True),
-        seed=seed,
-        run_dir=outputs / "run",
-        outputs_dir=outputs,
-        log=logging.getLogger("cka-test"),
-        tracker=NullTracker(),
-    )
-    ctx.task = CKATask(tcfg, ctx)
-    return ctx
+    overrides = [
+        "task=cka",
+        f"seed={seed}",
+        f"model.width={width}",
+        f"paths.outputs='{Path(outputs)}'",
+        *(f"task.{k}={json.dumps(v)}" for k, v in {**TINY_TASK, **(task or {})}.items()),
+    ]
+    return api.context(overrides, run_dir=Path(outputs) / "run")

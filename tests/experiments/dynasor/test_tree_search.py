@@ -96,7 +96,7 @@ def test_long_reasoner_starts_from_the_cached_tiny_reasoner_and_has_its_own_entr
     from celine.experiments.dynasor.long_reasoner import base_spec, checkpoint_dir
     from celine.llm.builders import spec_of
     from celine.llm.cache import checkpoint_path
-    from celine.models import TinyLlamaConfig
+    from celine.llm.models import TinyLlamaConfig
 
     cfg = LongReasonerConfig()
     plain = spec_of(TinyLlamaConfig(name="tiny_reasoner", corpus="reasoning"))

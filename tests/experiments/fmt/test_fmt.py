@@ -4,7 +4,7 @@ a hand-built network with a planted backdoor map, pruning, and one run end to en
 import pandas as pd
 import pytest
 import torch
-from celine_testing import run_in_process, runs_of
+from celine_testing import compose, run_in_process, runs_of
 from torch import nn
 
 from celine.experiments.fmt import attacks, config
@@ -273,30 +273,41 @@ def test_probe_map_scores_run_the_map_attack_for_every_map():
         assert (s <= -1 / 6).all()  # the most common prediction holds at least one of 6 images
 
 
-def test_grid_runs_each_setting_with_its_overrides(tmp_path):
-    from celine.experiments.fmt.grid import main, parse_entry
+def test_every_grid_setting_composes_and_validates():
+    """A setting is Hydra overrides: a typo fails here, not after models trained."""
+    from celine import validation
+    from celine.experiments.fmt.grid import GRID
 
-    assert parse_entry("r:fmt_random_prune:prune_ratio=0.125,keep_mask=true") == (
-        "r", "fmt_random_prune", {"prune_ratio": 0.125, "keep_mask": True}
-    )  # fmt: skip
-    from celine.api import ConfigError
+    for name, setting in GRID.items():
+        plan = validation.plan(compose(["task=fmt", *setting]))
+        assert plan.method.name == setting[0].removeprefix("method="), name
 
-    for bad, allowed in [("x:fmt_prune:", "method one of"), ("x:fmt:epz=0.1", "keys of fmt")]:
-        with pytest.raises(ConfigError, match=allowed):  # before any model trains
-            main(["--outputs", str(tmp_path / "unused"), "--grid", bad])
-    assert not (tmp_path / "unused").exists()
+
+@pytest.mark.slow  # 4 runs and a backdoored model: 1-5 min on 2 loaded cores
+def test_grid_runs_each_setting_as_a_multirun(outputs, tmp_path):
+    from celine.experiments.fmt.grid import main, run_setting
+
+    tiny = ["task.size=8", "task.epochs=1", "model.width=0.25"]
     out = tmp_path / "grid.csv"
-    df = main([
-        "--attacks", "badnets", "--seeds", "0", "--width", "0.25", "--outputs", str(tmp_path),
-        "--out", str(out), "--task", "size=8", "epochs=3",
-        "--grid", "none:fmt_none:", "r8:fmt_random_prune:prune_ratio=0.125,finetune_epochs=1",
-        "r4:fmt_random_prune:finetune_epochs=1",
-    ])  # fmt: skip
-    assert list(df.setting) == ["none", "r8", "r4"]
+    df = main(["--attacks", "badnets", "--seeds", "0", "--settings", "none", "--out", str(out),
+               *tiny])  # fmt: skip
+    ft = ["method=fmt_random_prune", "method.finetune_epochs=1"]
+    rows = [
+        *run_setting("r8", [*ft, "method.prune_ratio=0.125"], ["badnets"], [0], tiny),
+        *run_setting("r4", ft, ["badnets"], [0], tiny),
+    ]
+    df = pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+    assert list(df.setting) == ["none", "r8", "r4"] and (df.status == "FINISHED").all()
     # resnet20 x0.25 (7 convs each of 4, 8, 16 maps): 1/8 prunes 0+1+2 per conv, 1/4 1+2+4
     assert list(df.maps_pruned) == [0, 7 * 3, 7 * 7]
     assert (df.before_acc == df.before_acc.iloc[0]).all()  # one cached backdoored model
     assert out.with_suffix(".png").is_file() and out.with_name("grid_summary.csv").is_file()
+    runs = runs_of(outputs, "fmt")  # each setting one sweep: a parent run, its cells children
+    parents = {r.info.run_id for r in runs if r.data.tags.get("celine.role") == "sweep"}
+    assert len(parents) == 3
+    assert {
+        r.data.tags["mlflow.parentRunId"] for r in runs if r.info.run_id in set(df.run_id)
+    } == parents
 
 
 def _cifar_format_folder(root, per_batch=40, seed=0):

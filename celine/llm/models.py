@@ -1,4 +1,5 @@
-"""Built-in model families and their typed configs (light: no torch here).
+"""The LLM substrate's model families and their typed configs (light: no torch here); importing
+`celine.llm` registers them (core finds them through `registry.discover`, as it finds rooms).
 
 `tiny_llama` and `tiny_reasoner` are transformers Llama models that Celine trains itself on its
 built-in corpora and caches under outputs/models (trained on first use); `hf` is any local
@@ -80,7 +81,7 @@ class HFModelConfig:
             )
 
 
-_TINY = "celine.models:TinyLlamaConfig"
+_TINY = "celine.llm.models:TinyLlamaConfig"
 register_model(
     "tiny_llama",
     impl="celine.llm.builders:tiny_llama",
@@ -96,12 +97,6 @@ register_model(
 register_model(
     "hf",
     impl="celine.llm.builders:hf",
-    config="celine.models:HFModelConfig",
+    config="celine.llm.models:HFModelConfig",
     description="any local Hugging Face causal LM (model.path=/dir), offline",
-)
-register_model(
-    "small_cnn",
-    impl="celine.vision.models:small_cnn",
-    config="celine.vision.models:SmallCNNConfig",
-    description="an image classifier of celine.vision.zoo (lenet5, resnet20, vgg16_bn, ...)",
 )
