@@ -37,7 +37,7 @@ def test_two_runs_started_at_once_on_a_fresh_store_both_finish(toy_conf, tmp_pat
 def test_ctrl_c_during_a_sweep_leaves_the_parent_and_the_running_job_killed(toy_conf, outputs):
     # 400 steps x 0.05 s: the first job is still running when the signal comes
     proc = _popen(["run", "-m", "task=toy", "seed=0,1", "method.steps=400",
-                   "+method.step_sleep=0.05"], {})  # fmt: skip
+                   "method.step_sleep=0.05"], {})  # fmt: skip
     deadline = time.monotonic() + 120
     log = None
     while time.monotonic() < deadline and proc.poll() is None:

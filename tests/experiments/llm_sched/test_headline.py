@@ -73,7 +73,7 @@ def test_headline_ltr_beats_fcfs_latency_per_token_under_load(setup, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs the serve extra")
 def test_headline_pipeline_on_the_real_vllm_engine(setup, tmp_path):
     out, extra = setup
-    over = [*SMOKE, *extra, "engine=vllm", "+task.engine.capacity_requests=24",
+    over = [*SMOKE, *extra, "engine=vllm", "task.engine.capacity_requests=24",
             "hardware.threads=1"]  # fmt: skip
     m = run_in_process(over, tmp_path / "run")
     (run,) = runs_of(out, "llm_sched")
@@ -100,7 +100,7 @@ def test_engine_that_fails_to_start_marks_the_run_failed_with_its_log(setup, tmp
 
     out, extra = setup
     task_only = [o for o in SMOKE if not o.startswith("method.")]
-    over = [*task_only, *extra, "method=fcfs", "engine=vllm", "+task.engine.max_model_len=100000"]
+    over = [*task_only, *extra, "method=fcfs", "engine=vllm", "task.engine.max_model_len=100000"]
     with pytest.raises(EngineStartError, match="engine log"):
         run_in_process(over, tmp_path / "run")
     (run,) = runs_of(out, "llm_sched")
