@@ -67,6 +67,11 @@ class Result:
     figures: dict[str, Figure] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    # a declared comparison metric whose precondition failed (the baseline at chance, a curve
+    # that never crosses its threshold): {metric: reason}. The runner accepts it in place of the
+    # number, records it (tag `celine.missing.<metric>`, results.json) and `celine compare` shows
+    # it as missing, so a comparison can never pass vacuously on a made-up value.
+    missing: dict[str, str] = field(default_factory=dict)
 
     def non_finite(self) -> list[str]:
         return [k for k, v in self.metrics.items() if not math.isfinite(float(v))]

@@ -44,7 +44,8 @@ def test_compare_table_keeps_differing_params_and_declared_metrics():
 def test_compare_drops_method_specific_constants_and_summarises_over_seeds():
     import pandas as pd
 
-    from celine.commands.compare import comparison_table, summary_table
+    from celine import evidence
+    from celine.commands.compare import comparison_table
 
     runs = pd.DataFrame(
         {
@@ -60,12 +61,9 @@ def test_compare_drops_method_specific_constants_and_summarises_over_seeds():
     )
     table = comparison_table(runs, ["acc"])
     assert "method.k" not in table and "method.bits" in table
-    summary = summary_table(table, ["acc"]).set_index(["method", "method.bits"])
-    assert (
-        summary.loc[("a", "-"), "acc"] == pytest.approx(0.6)
-        and summary.loc[("a", "-"), "runs"] == 2
-    )
-    assert (
-        summary.loc[("b", "2"), "acc se"] == pytest.approx(0.1)
-        and summary.loc[("b", "3"), "runs"] == 1
-    )
+    ev = evidence.summarise(table.drop(columns=["run_name"]), ["acc"])
+    summary = ev.summary.set_index(["method", "method.bits"])
+    assert summary.loc[("a", "-"), "acc"] == pytest.approx(0.6)
+    assert summary.loc[("a", "-"), "n"] == 2
+    assert summary.loc[("b", "2"), "acc"] == pytest.approx(0.2)
+    assert summary.loc[("b", "3"), "n"] == 1 and summary.loc[("b", "3"), "acc"] == 0.9
