@@ -153,7 +153,7 @@ def _is_number(value) -> bool:
     return True
 
 
-def fmt_value(mean: float, low: float, high: float, digits: int = 4) -> str:
+def fmt_value(mean: float, low: float, high: float, digits: int = 3) -> str:
     """`0.873 [0.851, 0.895]`; an undefined interval prints as `[n/a]`, never as a zero width."""
     if math.isnan(mean):
         return "n/a"

@@ -109,4 +109,5 @@ def test_monte_carlo_permutation_is_deterministic_and_close_to_t_for_large_n():
 def test_formatting():
     assert stats.fmt_p(math.nan) == "n/a" and stats.fmt_p(0.0001) == "<0.001"
     assert stats.fmt_p(0.0421) == "0.042"
-    assert stats.fmt_value(0.8734, 0.85, 0.9) == "0.8734 [0.85, 0.9]"
+    assert stats.fmt_value(0.8734, 0.85, 0.9) == "0.873 [0.85, 0.9]"
+    assert stats.fmt_value(0.8734, 0.85, 0.9, digits=4) == "0.8734 [0.85, 0.9]"
