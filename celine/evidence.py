@@ -90,9 +90,11 @@ def summarise(table: pd.DataFrame, metrics: list[str], baseline: str | None = No
             if base_missing:
                 row[f"{m} missing"] = f"baseline {baseline}: {base_missing[0]}"
                 continue
-            p = stats.paired(
-                values.to_dict(), base.set_index("seed")[m].astype(float).dropna().to_dict()
-            )
+            base_values = base.set_index("seed")[m].astype(float).dropna().to_dict()
+            if not base_values:
+                row[f"{m} vs baseline"] = f"{baseline} has no {m}"
+                continue
+            p = stats.paired(values.to_dict(), base_values)
             row[f"{m} diff"], row[f"{m} pairs"] = p.diff, p.n
             row[f"{m} diff low"], row[f"{m} diff high"] = p.low, p.high
             row[f"{m} p"], row[f"{m} p_perm"] = p.p, p.p_perm
@@ -151,6 +153,8 @@ def markdown(ev: Evidence) -> str:
                 cells.append("(baseline)")
             elif isinstance(missing, str):
                 cells.append(f"missing ({missing})")
+            elif isinstance(r.get(f"{m} vs baseline"), str):
+                cells.append(r[f"{m} vs baseline"])
             elif math.isnan(_num(r.get(f"{m} diff"))):
                 cells.append("no shared seeds")
             else:

@@ -83,3 +83,10 @@ def test_unknown_baseline_is_refused():
 def test_plot_has_error_bars(tmp_path):
     ev = evidence.summarise(_table(_runs()), ["acc"], baseline="base")
     assert evidence.plot(ev, tmp_path / "p.png", "t") and (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_a_metric_the_baseline_does_not_report_is_said_so_not_called_unpaired():
+    rows = [r[:4] + [r[4] if r[0] == "new" else float("nan"), {}] for r in _runs()]
+    ev = evidence.summarise(_table(rows), ["acc"], baseline="base")
+    row = next(line for line in evidence.markdown(ev).splitlines() if line.startswith("| new"))
+    assert "base has no acc" in row and "no shared seeds" not in row
