@@ -36,3 +36,17 @@ def test_headline_fmt_no_better_than_random_pruning_both_beat_fine_tuning(seed, 
     assert ft["asr"] > 0.5  # fine-tuning alone keeps the backdoor: the comparison is not vacuous
     assert fmt["asr"] < 0.2 and rand["asr"] < 0.2  # pruning + fine-tuning removes it ...
     assert abs(fmt["asr"] - rand["asr"]) < 0.15  # ... whichever maps are pruned
+
+
+def test_a_model_that_is_not_backdoored_reports_asr_and_ra_missing_not_a_win():
+    from celine.experiments.fmt.method import missing_if_not_backdoored
+
+    metrics = {"asr": 0.01, "ra": 0.7, "acc": 0.8, "before/asr": 0.262}
+    missing = missing_if_not_backdoored(metrics, 0.5)
+    assert (
+        set(missing) == {"asr", "ra"}
+        and "not backdoored (ASR before the defence 0.26" in missing["asr"]
+    )
+    assert metrics == {"acc": 0.8, "before/asr": 0.262}
+    backdoored = {"asr": 0.01, "ra": 0.7, "before/asr": 0.963}
+    assert missing_if_not_backdoored(backdoored, 0.5) == {} and backdoored["asr"] == 0.01
