@@ -18,7 +18,7 @@ from pathlib import Path
 from celine import paths, registry
 
 _IDENTITY = ("method", "model", "hardware", "seed")
-_NOISY_PARAMS = ("paths.", "tracking.")
+_NOISY_PARAMS = ("paths.", "tracking.", "reproduce.")  # reproduce.*: the preset's table settings
 
 
 def comparison_table(runs, metric_names: list[str], seed_key: str = "seed"):

@@ -29,6 +29,7 @@ def test_compare_table_keeps_differing_params_and_declared_metrics():
             "tags.celine.method": ["m1", "m2", None],
             "params.method.lr": ["0.1", "0.2", None],
             "params.paths.outputs": ["/a", "/b", None],  # noise, never a column
+            "params.reproduce.baseline": ["m2", None, None],  # run by `celine reproduce`: noise
             "params.model.size": ["s", "s", None],  # same in every run: not a column
             "metrics.acc": [0.5, 0.7, None],
             "metrics.other": [1.0, 2.0, None],
@@ -38,6 +39,7 @@ def test_compare_table_keeps_differing_params_and_declared_metrics():
     assert len(table) == 2  # the sweep's parent run is not a row
     assert list(table["method"]) == ["m1", "m2"] and list(table["acc"]) == [0.5, 0.7]
     assert "method.lr" in table and "paths.outputs" not in table and "model.size" not in table
+    assert "reproduce.baseline" not in table
     assert "other" not in table
 
 
