@@ -82,6 +82,11 @@ class Result:
     figures: dict[str, Figure] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    # a declared comparison metric whose precondition failed (the baseline at chance, a curve
+    # that never crosses its threshold): {metric: reason}. The runner accepts it in place of the
+    # number, records it (tag `celine.missing.<metric>`, results.json) and `celine compare` shows
+    # it as missing, so a comparison can never pass vacuously on a made-up value.
+    missing: dict[str, str] = field(default_factory=dict)
 
     def non_finite(self) -> list[str]:
         return [k for k, v in self.metrics.items() if not math.isfinite(float(v))]
@@ -191,6 +196,7 @@ class RunResult:
     model: str | None = None
     seed: int | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # declared metrics reported missing
     tables: list[str] = field(default_factory=list)
     duration_s: float | None = None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
@@ -232,6 +238,7 @@ class RunResult:
             model=doc.get("model"),
             seed=doc.get("seed"),
             notes=doc.get("notes", {}),
+            missing=doc.get("missing", {}),
             tables=doc.get("tables", []),
             duration_s=doc.get("duration_s"),
             exception=exception,

@@ -15,8 +15,10 @@ USAGE = """usage: celine <command> [args]
   ls [tasks|methods|models|hardware|metrics]
                            what can be run: tasks, the methods each accepts, models, presets
   validate [task ...]      compose and type-check every task preset (or the ones named)
-  compare task=X [--uri U] [--out DIR] [--all]
-                           a table of task X's runs (CSV + plot), one row per run
+  compare task=X [--baseline M] [--uri U] [--out DIR] [--all]
+                           task X's runs by group: n seeds, mean, 95% interval, paired p
+  reproduce task=X [overrides] | --list
+                           a room's headline sweep and its table (intervals, paired p)
   ui [--uri U] [--port P]  the MLflow UI on the project's store
 """
 
@@ -74,6 +76,10 @@ def _dispatch(argv: list[str]) -> int:
         from celine.commands.compare import main as compare
 
         return compare(rest)
+    if command == "reproduce":
+        from celine.commands.reproduce import main as reproduce
+
+        return reproduce(rest)
     if command == "ui":
         from celine.commands.ui import main as ui
 

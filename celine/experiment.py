@@ -27,6 +27,8 @@ from celine.tracking.callbacks import PARENT_RUN_FILE
 
 log = logging.getLogger(__name__)
 
+MISSING_TAG = "celine.missing."  # + metric name: the reason a declared metric has no value
+
 
 @dataclass
 class JobInfo:
@@ -56,6 +58,9 @@ class _StepTracker:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.inner.log_text(text, artifact_file)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.inner.set_tags(tags)
 
 
 class Experiment:
@@ -116,7 +121,13 @@ class Experiment:
             self._finish(tracker, status)
             raise
         doc = self._write_results(
-            ctx, "FINISHED", result.metrics, started, run_id, notes=result.notes
+            ctx,
+            "FINISHED",
+            result.metrics,
+            started,
+            run_id,
+            notes=result.notes,
+            missing=result.missing,
         )
         self._summarize(doc)
         self._finish(tracker, "FINISHED")
@@ -163,8 +174,24 @@ class Experiment:
             tracker.log_artifact(hydra_dir / name, "config/hydra")
 
     def _check(self, result: Result) -> None:
+        declared = {m.name for m in self.plan.task.metrics}
+        undeclared = sorted(set(result.missing) - declared)
+        if undeclared:
+            raise RunError(
+                f"method '{self.plan.method.name}' reports as missing metrics task "
+                f"'{self.plan.task.name}' does not declare: {', '.join(undeclared)} "
+                f"(declared: {', '.join(sorted(declared))})"
+            )
+        both = sorted(set(result.missing) & set(result.metrics))
+        if both:
+            raise RunError(
+                f"method '{self.plan.method.name}' reports {', '.join(both)} both as a value "
+                "and as missing; report one"
+            )
         missing = [
-            m.name for m in self.plan.task.metrics if m.required and m.name not in result.metrics
+            m.name
+            for m in self.plan.task.metrics
+            if m.required and m.name not in result.metrics and m.name not in result.missing
         ]
         if missing:
             raise RunError(
@@ -177,6 +204,12 @@ class Experiment:
             raise RunError(f"non-finite metrics: {values}")
 
     def _record(self, ctx: RunContext, result: Result, last_step: int) -> None:
+        if result.missing:
+            for name, reason in result.missing.items():
+                ctx.log.warning("metric %s is missing: %s", name, reason)
+            ctx.tracker.set_tags(
+                {f"{MISSING_TAG}{name}": reason[:5000] for name, reason in result.missing.items()}
+            )
         for name, points in result.series.items():
             for step, value in points:
                 ctx.tracker.log_metrics({name: value}, step=step)
@@ -197,6 +230,7 @@ class Experiment:
         run_id: str | None,
         error: BaseException | None = None,
         notes: dict[str, str] | None = None,
+        missing: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         p = self.plan
         doc: dict[str, Any] = {
@@ -212,6 +246,7 @@ class Experiment:
             "metrics": {k: _json_number(v) for k, v in metrics.items()},
             "tables": sorted(ctx.tables),
             "notes": notes or {},
+            "missing": missing or {},
         }
         if error is not None:
             doc["error"] = f"{type(error).__name__}: {error}"

@@ -64,6 +64,25 @@ def _repair(ctx: RunContext, task, model, order, cfg) -> dict[str, float]:
     return out
 
 
+_SELECTION_METRICS = ("fdr", "fdd", "fdd_auc")
+
+
+def missing_if_vacuous(metrics: dict, pred, true) -> dict[str, str]:
+    """A pool with no faults (or only faults) makes every selection score the same: report the
+    selection metrics missing with the reason rather than a tie or a "win" (`Result.missing`)."""
+    faults, n = int((pred != true).sum()), len(true)
+    if 0 < faults < n:
+        return {}
+    reason = (
+        "no faults in the pool (the model is right on every input): every selection scores 0"
+        if faults == 0
+        else "every pool input is a fault: every selection scores 1"
+    )
+    for key in _SELECTION_METRICS:
+        metrics.pop(key, None)
+    return dict.fromkeys(_SELECTION_METRICS, reason)
+
+
 class _Selection:
     """Select `budget` pool inputs; measure fault detection rate and diversity."""
 
@@ -84,11 +103,13 @@ class _Selection:
         metrics.update(fault_curve(pred, true, order))
         metrics["fdr"] = metrics["fdr_100"]
         metrics["fdd"] = metrics["fdd_100"]
+        missing = missing_if_vacuous(metrics, pred, true)
         curve = _cumulative(pred, true, order)
         if self.cfg.repair:
             metrics.update(_repair(ctx, task, model, order, self.cfg))
         return Result(
             metrics=metrics,
+            missing=missing,
             tables={"cumulative": curve},
             figures={"fault_curves": fault_curves({self.strategy: curve})},
         )
@@ -165,10 +186,12 @@ class DeepFeature(_Selection):
 
             rho = spearmanr(maps["fvs"], maps["fas"]).statistic
             metrics["fas/fvs_spearman"] = float(rho) if rho == rho else 0.0
+        missing = missing_if_vacuous(metrics, pred, true)
         if cfg.repair:
             metrics.update(_repair(ctx, task, model, order, cfg))
         return Result(
             metrics=metrics,
+            missing=missing,
             tables={
                 "selection": pd.DataFrame(rows),
                 "maps": maps,

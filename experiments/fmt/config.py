@@ -41,6 +41,10 @@ class FMTTaskConfig:
     # absolute change) by the real trigger on clean test images
     backdoor_map_fraction: float = 0.25
     model_seed: int | None = None  # None: the run's seed (data split, poisoning and init)
+    # below this ASR the trained model is not backdoored (a 3-epoch smoke model can miss it:
+    # ASR .26): a defence's low ASR / high RA would be no evidence, so they are reported missing
+    # with the reason (`Result.missing`) instead of as a win. Celine's own guard, not the paper's.
+    min_backdoor_asr: float = 0.5
 
     def __post_init__(self) -> None:
         one_of("task.data", self.data, DATASETS)
@@ -64,6 +68,7 @@ class FMTTaskConfig:
         in_range("task.batch_size", self.batch_size, 1)
         in_range("task.clean_ratio", self.clean_ratio, 1e-4, 1.0)
         in_range("task.backdoor_map_fraction", self.backdoor_map_fraction, 0.0, 1.0)
+        in_range("task.min_backdoor_asr", self.min_backdoor_asr, 0.0, 1.0)
 
 
 @dataclass

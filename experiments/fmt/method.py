@@ -23,6 +23,20 @@ from .defense import (
 from .nad import nad
 from .plots import stage_bars
 
+_DEFENCE_METRICS = ("asr", "ra")
+
+
+def missing_if_not_backdoored(metrics: dict, min_asr: float) -> dict[str, str]:
+    """A defence of a model that was never backdoored removes nothing: its ASR / RA after the
+    defence are reported missing with the reason (and taken out of `metrics`)."""
+    before = metrics["before/asr"]
+    if before >= min_asr:
+        return {}
+    reason = f"the model is not backdoored (ASR before the defence {before:.2f} < {min_asr:g})"
+    for key in _DEFENCE_METRICS:
+        metrics.pop(key, None)
+    return dict.fromkeys(_DEFENCE_METRICS, reason)
+
 
 class _Defense:
     """Backdoored model -> choose maps -> prune -> fine-tune, measured after each stage."""
@@ -97,8 +111,13 @@ class _Defense:
             ]
         )
         tables = {"stages": table, "layers": layers, **info.get("tables", {})}
+        defended = self.prunes or self.finetunes  # fmt_none describes the model, defends nothing
+        missing = missing_if_not_backdoored(metrics, task.cfg.min_backdoor_asr) if defended else {}
+        for reason in set(missing.values()):
+            ctx.log.warning("%s: asr and ra reported missing", reason)
         return Result(
             metrics=metrics,
+            missing=missing,
             tables=tables,
             figures={"stages": stage_bars(table, title=type(self).__name__)},
             notes={"attack": task.cfg.attack, "plan": repr(plan)},

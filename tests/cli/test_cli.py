@@ -69,7 +69,7 @@ def test_single_run_finishes_and_compare_shows_it(toy_conf, outputs, tmp_path):
     assert "run toy_fit.toy_linear.cpu" in (run_dir / "celine.log").read_text()
     cmp = celine_cli(["compare", "task=toy", "--out", str(tmp_path / "cmp")])
     assert cmp.returncode == 0, cmp.stderr[-2000:]
-    csv = next((tmp_path / "cmp").glob("toy-*.csv"))
+    csv = next((tmp_path / "cmp").glob("toy-*-runs.csv"))
     import pandas as pd
 
     table = pd.read_csv(csv)

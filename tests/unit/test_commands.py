@@ -29,6 +29,7 @@ def test_compare_table_keeps_differing_params_and_declared_metrics():
             "tags.celine.method": ["m1", "m2", None],
             "params.method.lr": ["0.1", "0.2", None],
             "params.paths.outputs": ["/a", "/b", None],  # noise, never a column
+            "params.reproduce.baseline": ["m2", None, None],  # run by `celine reproduce`: noise
             "params.model.size": ["s", "s", None],  # same in every run: not a column
             "metrics.acc": [0.5, 0.7, None],
             "metrics.other": [1.0, 2.0, None],
@@ -38,13 +39,15 @@ def test_compare_table_keeps_differing_params_and_declared_metrics():
     assert len(table) == 2  # the sweep's parent run is not a row
     assert list(table["method"]) == ["m1", "m2"] and list(table["acc"]) == [0.5, 0.7]
     assert "method.lr" in table and "paths.outputs" not in table and "model.size" not in table
+    assert "reproduce.baseline" not in table
     assert "other" not in table
 
 
 def test_compare_drops_method_specific_constants_and_summarises_over_seeds():
     import pandas as pd
 
-    from celine.commands.compare import comparison_table, summary_table
+    from celine import evidence
+    from celine.commands.compare import comparison_table
 
     runs = pd.DataFrame(
         {
@@ -60,12 +63,9 @@ def test_compare_drops_method_specific_constants_and_summarises_over_seeds():
     )
     table = comparison_table(runs, ["acc"])
     assert "method.k" not in table and "method.bits" in table
-    summary = summary_table(table, ["acc"]).set_index(["method", "method.bits"])
-    assert (
-        summary.loc[("a", "-"), "acc"] == pytest.approx(0.6)
-        and summary.loc[("a", "-"), "runs"] == 2
-    )
-    assert (
-        summary.loc[("b", "2"), "acc se"] == pytest.approx(0.1)
-        and summary.loc[("b", "3"), "runs"] == 1
-    )
+    ev = evidence.summarise(table.drop(columns=["run_name"]), ["acc"])
+    summary = ev.summary.set_index(["method", "method.bits"])
+    assert summary.loc[("a", "-"), "acc"] == pytest.approx(0.6)
+    assert summary.loc[("a", "-"), "n"] == 2
+    assert summary.loc[("b", "2"), "acc"] == pytest.approx(0.2)
+    assert summary.loc[("b", "3"), "n"] == 1 and summary.loc[("b", "3"), "acc"] == 0.9
