@@ -175,7 +175,7 @@ class LookaheadTask:
         log = self.ctx.log
         log.info(
             "%d %s prompts (%d-%d tokens), %d new tokens each, batch %d",
-            len(prompts), c.workload, min(map(len, prompts)), max(map(len, prompts)),
+            len(prompts), c.prompts or c.workload, min(map(len, prompts)), max(map(len, prompts)),
             c.max_new_tokens, c.batch_size,
         )  # fmt: skip
         if c.warmup:
