@@ -82,7 +82,8 @@ class Linearized:
             score("linearized_init")
         ctx.log.info("fine-tuning (%s, %d steps)", cfg.finetune, cfg.steps)
         model, last = finetune(model, train, cfg, seq_len, ctx.seed, on_log)
-        metrics["finetune/final_loss"] = last
+        if cfg.steps:  # method.steps=0 (allowed: decode the swapped model as is) logs no loss
+            metrics["finetune/final_loss"] = last
         res = task.perplexity(model.eval(), tok, seq_len)
         metrics.update(res)
         ppl_rows.append({"stage": "finetuned", **res})
