@@ -67,10 +67,14 @@ def check_causal_lm_dir(path: str | Path) -> Path:
     return p
 
 
-def load_local_causal_lm(path: str | Path, device: str = "cpu", dtype="float32"):
+def load_local_causal_lm(
+    path: str | Path, device: str = "cpu", dtype="float32", require_tokenizer: bool = True
+):
     """(model, tokenizer) from a local checkpoint folder; the model is in eval mode on
     `device` with `dtype`; the tokenizer pads on the left and has a pad token (eos if
-    the checkpoint defines none), as batched generation needs."""
+    the checkpoint defines none), as batched generation needs. `require_tokenizer=False`
+    accepts a checkpoint without tokenizer files (tokenizer None), for callers whose
+    prompts are token ids."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -79,10 +83,15 @@ def load_local_causal_lm(path: str | Path, device: str = "cpu", dtype="float32")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"model.path {str(p)!r}: no usable tokenizer files ({e})") from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        if require_tokenizer:
+            raise FileNotFoundError(
+                f"model.path {str(p)!r}: no usable tokenizer files ({e})"
+            ) from None
+        tokenizer = None
+    if tokenizer is not None:
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, dtype=_dtype(dtype))
     model.to(device)
     model.eval()

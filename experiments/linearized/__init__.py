@@ -34,12 +34,15 @@ register_task(
         MetricSpec(
             "decode/spec_equals_greedy",
             goal="max",
-            description="1 iff every speculative output equals autoregressive greedy",
+            description="fraction of (checked prompt, drafter) outputs equal to greedy decoding "
+            "by full recomputation (task.exact_prompts prompts, every run)",
         ),
+        MetricSpec("decode/medusa_prior_mean_accepted", goal="max", required=False),
         MetricSpec(
-            "latency/growth_last_over_first",
+            "latency/growth_last_over_second",
             goal="min",
-            description="per-token decode latency at the longest over the shortest context",
+            description="per-token decode latency at the longest over the second context "
+            "(the first with 2 contexts), after an untimed warm-up",
         ),
     ],
     methods=list(_METHODS),

@@ -21,6 +21,10 @@ class LinearizedTaskConfig:
     prompts: int = 3  # test-split prompts decoded per drafter
     prompt_tokens: int = 64
     new_tokens: int = 48
+    decode_batch: int = 1  # prompts decoded together (ragged acceptance); the paper: batch 1
+    decode_repeats: int = 3  # timed repeats per drafter after one untimed warm-up (median, spread)
+    exact_prompts: int = 2  # prompts whose every drafter's output is checked, in every run,
+    # against greedy decoding by full recomputation (no state, no tree attention)
     # per-token decode latency vs context (prefill to each length, then time decode steps)
     latency_contexts: list[int] = field(default_factory=lambda: [256, 1024, 4096])
     latency_steps: int = 8
@@ -34,6 +38,9 @@ class LinearizedTaskConfig:
         in_range("task.prompts", self.prompts, 1)
         in_range("task.prompt_tokens", self.prompt_tokens, 1)
         in_range("task.new_tokens", self.new_tokens, 1)
+        in_range("task.decode_batch", self.decode_batch, 1)
+        in_range("task.decode_repeats", self.decode_repeats, 1)
+        in_range("task.exact_prompts", self.exact_prompts, 0)
         in_range("task.latency_steps", self.latency_steps, 1)
         for c in self.latency_contexts:
             in_range("task.latency_contexts", c, 1)

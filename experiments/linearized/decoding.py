@@ -7,6 +7,13 @@ nodes (tree attention mask, true positions, unfolded conv), accepts the longest 
 token equals the target's argmax at its parent, and commits only that path to the states.
 With a root-only tree this is plain autoregressive recurrent decoding (the baseline).
 Greedy acceptance makes the output identical to plain greedy decoding.
+
+Batches: every row keeps its own states and accepts its own path (ragged acceptance: rows
+advance by different numbers of tokens, so their positions differ). One forward verifies all
+rows' trees (same tree shape, per-row positions): embeddings, projections, MLPs and the LM head
+run batched; inside each attention layer the tree attention over each row's own state is a
+short loop over rows (the states have different lengths and open chunks). A row leaves the
+batch when it has its tokens.
 """
 
 from __future__ import annotations
@@ -84,6 +91,24 @@ class Decoder:
         for a in self.attns:
             a.commit(plan, idx)
 
+    def verify_rows(self, trees: list[Tree], rows: list[list]) -> tuple[torch.Tensor, Plan]:
+        """One forward over B trees of the same shape, row b over its own states `rows[b]`
+        (a list per layer); returns hidden states (B, n, hidden)."""
+        depth = trees[0].depth
+        by_layer = [[r[layer] for r in rows] for layer in range(len(self.attns))]
+        plan = Plan("tree", by_layer, depth, trees[0].ancestors)
+        lengths = torch.tensor([r[0].length for r in rows], device=depth.device)
+        pos = lengths[:, None] + depth[None]
+        ids = torch.stack([t.tokens for t in trees])
+        return self._run(ids, pos, plan), plan
+
+    def commit_rows(self, plan: Plan, paths: list[list[int]]) -> None:
+        """Commit row b's accepted nodes `paths[b]` (ragged) to its own states."""
+        device = plan.depth.device
+        idx = [torch.tensor(p, dtype=torch.long, device=device) for p in paths]
+        for a in self.attns:
+            a.commit_rows(plan, idx)
+
 
 def accept_greedy(tree: Tree, predicted: list[int]) -> list[int]:
     """The longest root path whose every node's token is the target's argmax at its parent."""
@@ -107,13 +132,13 @@ class NoDraft:
 
     name = "autoregressive"
 
-    def start(self, prompt: torch.Tensor) -> None:
+    def start(self, prompts: list[torch.Tensor]) -> None:
         pass
 
-    def propose(self, root: int, hidden: torch.Tensor) -> Tree:
-        return Tree([root], [-1], hidden.device)
+    def propose(self, rows: list[int], roots: list[int], hidden: torch.Tensor) -> list[Tree]:
+        return [Tree([r], [-1], hidden.device) for r in roots]
 
-    def accepted(self, tokens: list[int]) -> None:
+    def accepted(self, rows: list[int], tokens: list[list[int]]) -> None:
         pass
 
 
@@ -140,18 +165,29 @@ class MedusaHeads(nn.Module):
         ]
 
 
-def tree_template(topk: int, depth: int, size: int) -> list[tuple[int, ...]]:
-    """A sparse candidate tree: the `size` rank paths (r_1..r_d) of highest prior
-    prod_i 0.6^{r_i} * 0.75^i (a geometric stand-in for measured head accuracies), prefix-
-    closed, parents before children. The root (empty path) is not included."""
+def tree_template(
+    topk: int, depth: int, size: int, accuracy: list[list[float]] | None = None
+) -> list[tuple[int, ...]]:
+    """A sparse candidate tree: the `size` rank paths (r_1..r_d) of highest expected accuracy
+    prod_i a[i][r_i], prefix-closed, parents before children; the root (empty path) is not
+    included. `accuracy[i][r]` is head i's measured top-(r+1)-but-not-top-r accuracy (the
+    Medusa paper's construction: adding the connected node of highest accuracy product, one
+    at a time, maximises the expected acceptance length; with every a <= 1 a path's prefix
+    scores at least as high, so taking the best paths in order keeps the tree connected).
+    Without measurements, a geometric prior a[i][r] = 0.6^r * 0.75^(i+1) stands in."""
     import itertools
+
+    def acc(i: int, r: int) -> float:
+        if accuracy is None:
+            return 0.6**r * 0.75 ** (i + 1)
+        return accuracy[i][r]
 
     paths = []
     for d in range(1, depth + 1):
         for ranks in itertools.product(range(topk), repeat=d):
             score = 1.0
             for i, r in enumerate(ranks):
-                score *= 0.6**r * 0.75 ** (i + 1)
+                score *= acc(i, r)
             paths.append((score, ranks))
     paths.sort(key=lambda x: (-x[0], len(x[1]), x[1]))
     chosen: list[tuple[int, ...]] = []
@@ -165,12 +201,36 @@ def tree_template(topk: int, depth: int, size: int) -> list[tuple[int, ...]]:
     return sorted(chosen, key=lambda r: (len(r), r))
 
 
+@torch.no_grad()
+def head_accuracy(model, heads: MedusaHeads, stream, seq_len: int, topk: int, windows: int = 8):
+    """Measured accuracy of each Medusa head at each rank: a[i][r] = the fraction of positions
+    where head i's rank-r token is the true token i+2 places ahead, on held-out `stream`
+    windows (the statistic the Medusa paper builds its tree from)."""
+    device = model.lm_head.weight.device
+    seq_len = min(seq_len, len(stream) - 1)
+    span = len(stream) - seq_len - 1
+    starts = torch.linspace(0, max(span, 0), windows).long().tolist()
+    ids = torch.stack(
+        [torch.as_tensor(stream[s : s + seq_len].astype("int64")) for s in starts]
+    ).to(device)
+    hidden = model.model(input_ids=ids).last_hidden_state
+    hits = torch.zeros(len(heads.heads), topk)
+    for i, logits in enumerate(heads(hidden)):
+        ahead = i + 2  # head i predicts the token i+2 after the position (1 after the base's)
+        guess = logits[:, : seq_len - ahead].topk(topk, dim=-1).indices  # (w, t, k)
+        truth = ids[:, ahead:, None]
+        hits[i] = (guess == truth).float().mean(dim=(0, 1)).cpu()
+    return hits.tolist()
+
+
 class MedusaDraft:
     name = "medusa"
 
-    def __init__(self, heads: MedusaHeads, tree_size: int = 63, topk: int = 4) -> None:
+    def __init__(
+        self, heads: MedusaHeads, tree_size: int = 63, topk: int = 4, accuracy=None
+    ) -> None:
         self.heads = heads
-        self.template = tree_template(topk, len(heads.heads), tree_size)
+        self.template = tree_template(topk, len(heads.heads), tree_size, accuracy)
         self.topk = topk
         index = {(): 0}
         self.parents = [-1]
@@ -179,26 +239,34 @@ class MedusaDraft:
             self.parents.append(index[ranks[:-1]])
         self._shape = None
 
-    def start(self, prompt: torch.Tensor) -> None:
+    def start(self, prompts: list[torch.Tensor]) -> None:
         pass
 
     @torch.no_grad()
-    def propose(self, root: int, hidden: torch.Tensor) -> Tree:
+    def propose(self, rows: list[int], roots: list[int], hidden: torch.Tensor) -> list[Tree]:
+        """hidden: (B, hidden) at each row's last accepted node."""
         top = torch.stack(
-            [lg.topk(self.topk, dim=-1).indices.reshape(-1) for lg in self.heads(hidden)]
-        ).tolist()
-        tokens = [root] + [top[len(r) - 1][r[-1]] for r in self.template]
+            [lg.topk(self.topk, dim=-1).indices for lg in self.heads(hidden)], dim=1
+        ).tolist()  # (B, heads, topk)
         if self._shape is None:  # the template is fixed: build its mask once
             self._shape = tree_shape(self.parents, hidden.device)
-        return Tree(tokens, self.parents, hidden.device, self._shape)
+        return [
+            Tree(
+                [root] + [t[len(r) - 1][r[-1]] for r in self.template],
+                self.parents,
+                hidden.device,
+                self._shape,
+            )  # fmt: skip
+            for root, t in zip(roots, top, strict=True)
+        ]
 
-    def accepted(self, tokens: list[int]) -> None:
+    def accepted(self, rows: list[int], tokens: list[list[int]]) -> None:
         pass
 
 
 class ModelDraft:
     """A small draft model (here a truncated copy of the target) proposing a greedy chain of
-    `gamma` tokens; its own state is also fed only verified tokens."""
+    `gamma` tokens; its own per-row states are also fed only verified tokens."""
 
     name = "draft_model"
 
@@ -206,27 +274,33 @@ class ModelDraft:
         self.dec = Decoder(model)
         self.gamma = gamma
 
-    def start(self, prompt: torch.Tensor) -> None:
-        self.states = self.dec.new_states(prompt.shape[0])
-        self.dec.prefill(prompt, self.states)
+    def start(self, prompts: list[torch.Tensor]) -> None:
+        self.states = []
+        for prompt in prompts:
+            states = self.dec.new_states(1)
+            self.dec.prefill(prompt, states)
+            self.states.append(states)
 
     @torch.no_grad()
-    def propose(self, root: int, hidden: torch.Tensor) -> Tree:
-        states = [s.clone() for s in self.states]
-        tokens = [root]
+    def propose(self, rows: list[int], roots: list[int], hidden: torch.Tensor) -> list[Tree]:
+        states = [[s.clone() for s in self.states[r]] for r in rows]
+        chains = [[root] for root in roots]
+        device = hidden.device
         for _ in range(self.gamma):
-            one = Tree(tokens[-1:], [-1], hidden.device)
-            h, plan = self.dec.verify(one, states)
-            self.dec.commit(plan, [0])
-            tokens.append(int(self.dec.logits(h[0, -1]).argmax()))
-        return Tree(tokens, list(range(-1, self.gamma)), hidden.device)
+            ones = [Tree(c[-1:], [-1], device) for c in chains]
+            h, plan = self.dec.verify_rows(ones, states)
+            self.dec.commit_rows(plan, [[0]] * len(rows))
+            for c, t in zip(chains, self.dec.logits(h[:, -1]).argmax(-1).tolist(), strict=True):
+                c.append(t)
+        return [Tree(c, list(range(-1, self.gamma)), device) for c in chains]
 
     @torch.no_grad()
-    def accepted(self, tokens: list[int]) -> None:
-        device = self.states[0].S.device
-        chain = Tree(tokens, list(range(-1, len(tokens) - 1)), device)
-        _, plan = self.dec.verify(chain, self.states)
-        self.dec.commit(plan, list(range(len(tokens))))
+    def accepted(self, rows: list[int], tokens: list[list[int]]) -> None:
+        device = self.states[0][0].S.device
+        for r, toks in zip(rows, tokens, strict=True):  # ragged: one short chain per row
+            chain = Tree(toks, list(range(-1, len(toks) - 1)), device)
+            _, plan = self.dec.verify(chain, self.states[r])
+            self.dec.commit(plan, list(range(len(toks))))
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -257,30 +331,56 @@ def _sync(device) -> None:
 def generate(model, prompt: torch.Tensor, max_new_tokens: int, drafter=None) -> DecodeStats:
     """Greedy decoding of `prompt` (1, T) for exactly `max_new_tokens` tokens (no EOS stop, so
     every drafter produces the same length). drafter=None: autoregressive."""
+    return generate_batch(model, [prompt], max_new_tokens, drafter)[0]
+
+
+@torch.no_grad()
+def generate_batch(
+    model, prompts: list[torch.Tensor], max_new_tokens: int, drafter=None
+) -> list[DecodeStats]:
+    """Greedy speculative decoding of a batch of prompts (each (1, T_i), ragged lengths); each
+    row accepts its own path every step. `seconds` of every row is the batch's wall time."""
     drafter = drafter or NoDraft()
     dec = Decoder(model)
-    _sync(prompt.device)
+    device = prompts[0].device
+    _sync(device)
     t0 = time.perf_counter()
-    states = dec.new_states(prompt.shape[0])
-    hidden = dec.prefill(prompt, states)[0, -1]
-    drafter.start(prompt)
-    root = int(dec.logits(hidden).argmax())
-    out: list[int] = []
-    gained: list[int] = []
-    while len(out) < max_new_tokens:
-        tree = drafter.propose(root, hidden)
-        h, plan = dec.verify(tree, states)
-        predicted = dec.logits(h[0]).argmax(-1).tolist()  # one sync per step
-        path = accept_greedy(tree, predicted)
-        dec.commit(plan, path)
-        new = [tree.token_list[i] for i in path]
-        drafter.accepted(new)
-        out.extend(new)
-        gained.append(len(new))
-        hidden = h[0, path[-1]]
-        root = predicted[path[-1]]
-    _sync(prompt.device)
-    return DecodeStats(out[:max_new_tokens], len(gained), time.perf_counter() - t0, gained)
+    states, hidden, roots = [], [], []
+    for prompt in prompts:  # prefill row by row (ragged prompt lengths)
+        st = dec.new_states(1)
+        h = dec.prefill(prompt, st)[0, -1]
+        states.append(st)
+        hidden.append(h)
+        roots.append(int(dec.logits(h).argmax()))
+    drafter.start(prompts)
+    out: list[list[int]] = [[] for _ in prompts]
+    gained: list[list[int]] = [[] for _ in prompts]
+    active = list(range(len(prompts)))
+    h_active = torch.stack(hidden)
+    while active:
+        trees = drafter.propose(active, [roots[r] for r in active], h_active)
+        h, plan = dec.verify_rows(trees, [states[r] for r in active])
+        predicted = dec.logits(h).argmax(-1).tolist()  # (B, n): one sync per step
+        paths = [accept_greedy(t, p) for t, p in zip(trees, predicted, strict=True)]
+        dec.commit_rows(plan, paths)
+        new = [[t.token_list[i] for i in path] for t, path in zip(trees, paths, strict=True)]
+        drafter.accepted(active, new)
+        keep, last = [], []
+        for b, r in enumerate(active):
+            out[r].extend(new[b])
+            gained[r].append(len(new[b]))
+            roots[r] = predicted[b][paths[b][-1]]
+            if len(out[r]) < max_new_tokens:
+                keep.append(b)
+                last.append(h[b, paths[b][-1]])
+        active = [active[b] for b in keep]
+        h_active = torch.stack(last) if last else None
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return [
+        DecodeStats(o[:max_new_tokens], len(g), seconds, g)
+        for o, g in zip(out, gained, strict=True)
+    ]
 
 
 @torch.no_grad()

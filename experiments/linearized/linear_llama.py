@@ -98,8 +98,13 @@ class LinearizedAttention(nn.Module):
                 if plan is not None:
                     plan.states[self.layer].append(k, v, None, 0)
             else:
-                state = plan.states[self.layer]
-                out = softmax_tree_attention(q, k, v, plan.ancestors, state, self.scaling)
+                out = self._per_row(
+                    plan,
+                    lambda q, k, v, state: softmax_tree_attention(
+                        q, k, v, plan.ancestors, state, self.scaling
+                    ),
+                    q, k, v,
+                )  # fmt: skip
                 plan.pending[self.layer] = (k, v)
         else:
             qh, kh = normalize(q), normalize(k)
@@ -109,11 +114,33 @@ class LinearizedAttention(nn.Module):
                 if plan is not None:
                     plan.states[self.layer].append(kh, v, self.chunk, self.half)
             else:
-                state = plan.states[self.layer]
-                out = tree_attention(qh, kh, v, plan.depth, plan.ancestors, state, *args)
+                out = self._per_row(
+                    plan,
+                    lambda q, k, v, state: tree_attention(
+                        q, k, v, plan.depth, plan.ancestors, state, *args
+                    ),
+                    qh, kh, v,
+                )  # fmt: skip
                 plan.pending[self.layer] = (kh, v)
         out = out.transpose(1, 2).reshape(b, t, -1)
         return self.o_proj(out), None
+
+    def _per_row(self, plan: Plan, attend, q, k, v):
+        """Tree attention over this layer's state: one state (batch 1, or rows that share a
+        length), or a list of per-row states (a ragged batch), attended row by row."""
+        state = plan.states[self.layer]
+        if not isinstance(state, list):
+            return attend(q, k, v, state)
+        return torch.cat(
+            [attend(q[b : b + 1], k[b : b + 1], v[b : b + 1], s) for b, s in enumerate(state)]
+        )
+
+    def commit_rows(self, plan: Plan, nodes: list[torch.Tensor]) -> None:
+        """Row b appends its own accepted nodes `nodes[b]` to its own state."""
+        k, v = plan.pending[self.layer]
+        chunk = None if self.variant.softmax else self.chunk
+        for b, (state, idx) in enumerate(zip(plan.states[self.layer], nodes, strict=True)):
+            state.append(k[b : b + 1, :, idx], v[b : b + 1, :, idx], chunk, self.half)
 
     def commit(self, plan: Plan, nodes: torch.Tensor) -> None:
         """Append the verified nodes' keys/values (in path order) to this layer's state."""

@@ -36,10 +36,19 @@ def hf_generate(
     eos_token_id: int | None,
     pad_token_id: int | None = None,
     batch_size: int = 1,
+    sampling=None,
     **generate_kwargs,
 ) -> DecodeOutput:
     """Greedy `generate` (plus e.g. `prompt_lookup_num_tokens=`) per prompt or per left-padded
-    batch. Steps per prompt are the forward passes of its batch."""
+    batch; with `sampling` (a `decoding.Sampling`), `generate(do_sample=True)` with its
+    temperature / top-k / top-p. Steps per prompt are the forward passes of its batch."""
+    if sampling is not None:
+        generate_kwargs.update(
+            do_sample=True, temperature=sampling.temperature, top_k=sampling.top_k or None,
+            top_p=sampling.top_p,
+        )  # fmt: skip
+    else:
+        generate_kwargs["do_sample"] = False
     device = next(model.parameters()).device
     pad = pad_token_id if pad_token_id is not None else (eos_token_id or 0)
     tokens, steps = [], []
@@ -56,7 +65,6 @@ def hf_generate(
                 input_ids=ids.to(device),
                 attention_mask=attn.to(device),
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
                 eos_token_id=eos_token_id,
                 pad_token_id=pad,
                 **generate_kwargs,
@@ -80,16 +88,29 @@ def greedy(model, prompts, *, max_new_tokens, eos_token_id, pad_token_id=None, b
     )  # fmt: skip
 
 
+def plain_sampling(
+    model, prompts, *, max_new_tokens, eos_token_id, pad_token_id=None, batch_size=1,
+    sampling, seed=0,
+):  # fmt: skip
+    """Plain sampling with transformers' `generate(do_sample=True)` (the reference under
+    sampling), seeded through torch's global generator, which `generate` draws from."""
+    torch.manual_seed(seed)
+    return hf_generate(
+        model, prompts, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id, batch_size=batch_size, sampling=sampling,
+    )  # fmt: skip
+
+
 def prompt_lookup(
     model, prompts, *, max_new_tokens, eos_token_id, pad_token_id=None,
-    prompt_lookup_num_tokens=10, max_matching_ngram_size=2,
+    prompt_lookup_num_tokens=10, max_matching_ngram_size=2, sampling=None,
 ):  # fmt: skip
     """transformers' prompt-lookup decoding; it supports batch 1 only, so prompt by prompt."""
     return hf_generate(
         model, prompts, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id,
         pad_token_id=pad_token_id, batch_size=1,
         prompt_lookup_num_tokens=prompt_lookup_num_tokens,
-        max_matching_ngram_size=max_matching_ngram_size,
+        max_matching_ngram_size=max_matching_ngram_size, sampling=sampling,
     )  # fmt: skip
 
 

@@ -21,10 +21,26 @@ class LookaheadTaskConfig:
     max_new_tokens: int = 96
     batch_size: int = 1  # the paper measures batch 1
     warmup: bool = True  # one short untimed decode per decoder before timing
+    # a JSONL of prompts, one per line: token ids ({"input_ids": [...]}, {"ids": [...]} or a
+    # bare list) or text (the `jsonl` workload's fields). Replaces `workload`; with ids only,
+    # a `model=hf` checkpoint needs no tokenizer files.
+    prompts: str | None = None
+    # sampling (paper: T=1.0 on CNN/DM and XSum); temperature 0 = greedy
+    temperature: float = 0.0
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1.0: off
+    attn_implementation: str | None = None  # None: the checkpoint's own (sdpa); or eager
 
     def __post_init__(self) -> None:
         one_of("task.workload", self.workload, WORKLOADS)
         existing_path("task.data_root", self.data_root)
+        existing_path("task.prompts", self.prompts, kind="file")
+        in_range("task.temperature", self.temperature, 0.0)
+        in_range("task.top_k", self.top_k, 0)
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("task.top_p", self.top_p, "a probability in (0, 1]")
+        if self.attn_implementation is not None:
+            one_of("task.attn_implementation", self.attn_implementation, ("eager", "sdpa"))
         if self.workload == "jsonl" and not self.data_root:
             raise ConfigError(
                 "task.data_root", None, "a .jsonl file or folder", "needed for workload=jsonl"

@@ -12,8 +12,11 @@ re-gathered so that each row keeps exactly its committed prefix (positions are e
 keys are stored after RoPE, so moving cache slots changes nothing). Finished rows leave the
 batch. All rows share the window shape, so warm-up advances in lockstep.
 
-Greedy only: the output equals greedy decoding token for token (up to floating-point
-reassociation, which float32 makes negligible and the tests check).
+Greedy: the output equals greedy decoding token for token (up to floating-point reassociation,
+which float32 makes negligible and the tests check). Sampling (`sampling=Sampling(...)`): the
+candidates are verified with the paper's sampling verification (Alg. 4, SpecInfer-style
+multi-draft check with point-mass drafts), so each committed token is distributed exactly as
+plain sampling under the same temperature / top-k / top-p warping (tested statistically).
 """
 
 from __future__ import annotations
@@ -45,6 +48,36 @@ class DecodeOutput:
     @property
     def total_steps(self) -> int:
         return sum(self.steps)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Plain sampling's warping, applied in transformers' order (temperature, top-k, top-p)."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1.0: off
+
+    def warpers(self):
+        from transformers import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        out = LogitsProcessorList([TemperatureLogitsWarper(self.temperature)])
+        if self.top_k > 0:
+            out.append(TopKLogitsWarper(self.top_k))
+        if self.top_p < 1.0:
+            out.append(TopPLogitsWarper(self.top_p))
+        return out
+
+    def probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(..., V) logits -> warped probabilities, float64 on the CPU (one transfer)."""
+        flat = logits.reshape(-1, logits.shape[-1]).float()
+        warped = self.warpers()(None, flat)
+        return torch.softmax(warped, dim=-1).to("cpu", torch.float64).reshape(logits.shape)
 
 
 @dataclass
@@ -126,6 +159,7 @@ def lookahead_generate(
     jacobi: bool = False,
     batch_size: int = 1,
     seed: int = 0,
+    sampling: Sampling | None = None,
     on_step=None,
 ) -> DecodeOutput:
     """Greedy lookahead decoding (N=`level`, W=`window`, G=`guess_set_size`) of each prompt.
@@ -133,7 +167,11 @@ def lookahead_generate(
     `jacobi=True` is the baseline without the pool: one row of W-1 guesses, verified against
     the model's own outputs in the same pass (plain Jacobi decoding). `on_step(rows, cache,
     valid)`, if given, sees the surviving rows, the compacted cache and its validity mask after
-    every step (for tests)."""
+    every step (for tests). `sampling=None` decodes greedily; a `Sampling` verifies the
+    candidates with the paper's sampling verification (`_sample_commit`), drawing every random
+    number from the row's own seeded generator."""
+    if sampling is not None and jacobi:
+        raise ValueError("Jacobi decoding is greedy only (its fixed point is the greedy output)")
     if level < 2 or window < 1 or guess_set_size < 0:
         raise ValueError(
             f"need level >= 2, window >= 1, guess_set_size >= 0; got {level=}, {window=}, {guess_set_size=}"
@@ -156,7 +194,7 @@ def lookahead_generate(
         ]
         with no_cudnn_attention():
             _decode(model, rows, level, window, guess_set_size, max_new_tokens, eos_token_id,
-                    pool_from_prompt and not jacobi, jacobi, on_step)  # fmt: skip
+                    pool_from_prompt and not jacobi, jacobi, on_step, sampling)  # fmt: skip
         rows_out.update({r.index: r for r in rows})
     ordered = [rows_out[i] for i in range(len(prompts))]
     return DecodeOutput(
@@ -168,7 +206,9 @@ def lookahead_generate(
     )
 
 
-def _decode(model, rows, N, W, G, max_new, eos, pool_from_prompt, jacobi, on_step) -> None:
+def _decode(
+    model, rows, N, W, G, max_new, eos, pool_from_prompt, jacobi, on_step, sampling=None
+) -> None:
     from transformers import DynamicCache
 
     device = next(model.parameters()).device
@@ -209,6 +249,11 @@ def _decode(model, rows, N, W, G, max_new, eos, pool_from_prompt, jacobi, on_ste
             checked = True
         # the step's only device->host transfer (and sync): (B, 1 + T) = input token, tail
         argmax = out.logits.argmax(-1).tolist()
+        probs = None
+        if sampling is not None:  # distributions at the input token and the candidate slots
+            c0 = layout.lookahead_len + 1
+            at = torch.cat([out.logits[:, :1], out.logits[:, c0 : c0 + n_cand * (N - 1)]], 1)
+            probs = sampling.probs(at).numpy()
 
         keep_tail: list[list[int]] = []
         still: list[int] = []
@@ -217,6 +262,8 @@ def _decode(model, rows, N, W, G, max_new, eos, pool_from_prompt, jacobi, on_ste
             row.steps += 1
             if jacobi:
                 commit, kept = _jacobi_commit(row, am, layout)
+            elif probs is not None:
+                commit, kept = _sample_commit(row, am, probs[b], layout, cands[b], full)
             else:
                 commit, kept = _lookahead_commit(row, am, layout, cands[b], full)
             done = _append(row, commit, max_new, eos, N if pool_from_prompt else 0)
@@ -327,10 +374,6 @@ def _template(layout: StepLayout, device, dtype, neg) -> _Template:
 
 def _lookahead_commit(row: _Row, am: list[int], layout: StepLayout, cands, full: bool):
     """Tokens to commit and the tail slots whose KV entries stay, plus pool and window updates."""
-    C, f = layout.columns, layout.rows
-    r0 = layout.row_slice(0)
-    block0_out = [am[0]] + am[1 + r0.start : 1 + r0.stop]
-    new = block0_out if f == 0 else am[1 + layout.row_slice(f).start : 1 + layout.row_slice(f).stop]
     commit, kept = [am[0]], []
     if full:
         row.verify_steps += 1
@@ -348,16 +391,83 @@ def _lookahead_commit(row: _Row, am: list[int], layout: StepLayout, cands, full:
             s = layout.cand_slice(best_g).start
             commit = list(cands[best_g][:best_k]) + [best_pred[best_k]]
             kept = list(range(s, s + best_k))
-        # harvest: column i's trajectory (key, rows 1..f, new token) becomes an n-gram
+    _advance_window(row, am, layout, full)
+    return commit, kept
+
+
+def _advance_window(row: _Row, am: list[int], layout: StepLayout, full: bool) -> None:
+    """The lookahead branch (always greedy, as in the reference): harvest n-grams, then slide
+    the window by one column (or grow it by a row during warm-up)."""
+    C, f = layout.columns, layout.rows
+    r0 = layout.row_slice(0)
+    block0_out = [am[0]] + am[1 + r0.start : 1 + r0.stop]
+    new = block0_out if f == 0 else am[1 + layout.row_slice(f).start : 1 + layout.row_slice(f).stop]
+    if full:
         for i in range(C):
             key = row.last if i == 0 else row.window[0][i - 1]
             row.pool.add(key, tuple(row.window[r][i] for r in range(1, f + 1)) + (new[i],))
-        # slide by one column: drop the oldest row; the new tokens are the last row
         win = [*row.window[1:], list(new)]
         win[0] = win[0][1:]
         row.window = win
-    else:  # warm-up: every row loses its first column; the new tokens become a new row
+    else:
         row.window = [w[1:] for w in row.window] + [list(new[1:])]
+
+
+def _draw(dist: np.ndarray, u: float) -> int:
+    """The token at quantile u of `dist` (inverse CDF)."""
+    cdf = np.cumsum(dist)
+    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(dist) - 1))
+
+
+def _reject(dist: np.ndarray, token: int) -> np.ndarray:
+    """The residual after a point-mass draft `token` was rejected: norm(max(0, p - q)) with
+    q = one-hot, i.e. p with the token removed and renormalised (paper Alg. 4, line "p[d] = 0")."""
+    dist = dist.copy()
+    dist[token] = 0.0
+    return dist / dist.sum()
+
+
+def _sample_commit(row: _Row, am, probs: np.ndarray, layout: StepLayout, cands, full: bool):
+    """Sampling verification (paper Alg. 4; SpecInfer's multi-draft check with the candidates
+    as point-mass drafts, since the lookahead branch is greedy and keeps no draft distribution).
+
+    Position j starts from the target distribution after the accepted prefix (`probs[0]` at the
+    input token; candidate g's slot j-1 after j accepted tokens, the same for every candidate
+    sharing that prefix). The surviving candidates are tried in order: draft d is accepted with
+    probability p(d); a rejection zeroes p(d) and renormalises. When all are rejected, or all
+    N-1 tokens were accepted, one token is drawn from the current distribution and the step
+    ends. Each committed token is therefore distributed exactly as plain sampling's."""
+    L = layout.cand_len
+    alive = list(range(len(cands))) if full else []
+    if full:
+        row.verify_steps += 1
+    dist = probs[0]
+    commit: list[int] = []
+    while True:
+        accepted = None
+        j = len(commit)
+        if j < L:
+            for g in alive:
+                d = cands[g][j]
+                if dist[d] <= 0.0:  # a duplicate of a rejected draft, or a warped-out token
+                    continue
+                if row.rng.random() < dist[d]:
+                    accepted = d
+                    break
+                dist = _reject(dist, d)
+        if accepted is None:
+            commit.append(_draw(dist, row.rng.random()))
+            break
+        commit.append(accepted)
+        alive = [g for g in alive if cands[g][j] == accepted]
+        dist = probs[1 + alive[0] * L + j]
+    k = len(commit) - 1
+    kept = []
+    if k:
+        row.pool_hits += 1
+        s = layout.cand_slice(alive[0]).start
+        kept = list(range(s, s + k))
+    _advance_window(row, am, layout, full)
     return commit, kept
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 import pandas as pd
 
@@ -34,8 +35,12 @@ def timed(model, fn: Callable[[], DecodeOutput]) -> tuple[DecodeOutput, float]:
         return out, time.perf_counter() - start
 
 
-def score(out: DecodeOutput, wall_s: float, ref: DecodeOutput, ref_wall_s: float) -> dict:
-    """The run's metrics, with greedy decoding of the same prompts as the reference."""
+def score(
+    out: DecodeOutput, wall_s: float, ref: DecodeOutput, ref_wall_s: float, greedy: bool = True
+) -> dict:
+    """The run's metrics, with greedy decoding (or plain sampling, `greedy=False`) of the same
+    prompts as the reference. Under sampling outputs are draws, so exact match is not reported
+    (the distribution is tested in tests/experiments/lookahead/test_sampling.py)."""
     tokens, steps = out.total_tokens, max(out.total_steps, 1)
     verify = sum(out.verify_steps)
     accepted_verify = [
@@ -45,12 +50,11 @@ def score(out: DecodeOutput, wall_s: float, ref: DecodeOutput, ref_wall_s: float
         if v
     ]
     tps, ref_tps = tokens / wall_s, ref.total_tokens / ref_wall_s
-    return {
+    ref_name = "greedy" if greedy else "sampling"
+    metrics = {
         "decode/compression_ratio": tokens / steps,
         "decode/tokens_per_s": tps,
         "decode/speedup": tps / ref_tps,
-        "decode/exact_match": sum(a == b for a, b in zip(out.tokens, ref.tokens, strict=True))
-        / len(ref.tokens),
         "decode/accepted_per_step": (
             sum(accepted_verify) / len(accepted_verify) if accepted_verify else tokens / steps
         ),
@@ -58,9 +62,14 @@ def score(out: DecodeOutput, wall_s: float, ref: DecodeOutput, ref_wall_s: float
         "decode/tokens": float(tokens),
         "decode/steps": float(steps),
         "decode/wall_s": wall_s,
-        "greedy/tokens_per_s": ref_tps,
-        "greedy/wall_s": ref_wall_s,
+        f"{ref_name}/tokens_per_s": ref_tps,
+        f"{ref_name}/wall_s": ref_wall_s,
+        f"{ref_name}/compression_ratio": ref.total_tokens / max(ref.total_steps, 1),
     }
+    if greedy:
+        same = sum(a == b for a, b in zip(out.tokens, ref.tokens, strict=True))
+        metrics["decode/exact_match"] = same / len(ref.tokens)
+    return metrics
 
 
 def per_prompt_table(prompts, out: DecodeOutput, ref: DecodeOutput) -> pd.DataFrame:
@@ -79,14 +88,70 @@ def per_prompt_table(prompts, out: DecodeOutput, ref: DecodeOutput) -> pd.DataFr
     )
 
 
+def special_tokens(model, tok) -> dict:
+    """eos / pad ids from the tokenizer, or from the model's config when there is none."""
+    if tok is not None:
+        return dict(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    eos = model.generation_config.eos_token_id
+    eos = eos[0] if isinstance(eos, list) else eos
+    pad = model.generation_config.pad_token_id
+    return dict(eos_token_id=eos, pad_token_id=pad if pad is not None else eos)
+
+
 class LookaheadTask:
     def __init__(self, cfg, ctx) -> None:
         self.cfg, self.ctx = cfg, ctx
+
+    @property
+    def sampling(self):
+        """The task's sampling warping, or None for greedy decoding (temperature 0)."""
+        from celine.experiments.lookahead.decoding import Sampling
+
+        c = self.cfg
+        if c.temperature == 0:
+            return None
+        return Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
+
+    def prompts_are_ids(self) -> bool:
+        from celine.experiments.lookahead import workloads
+
+        return bool(self.cfg.prompts) and workloads.prompt_file(self.cfg.prompts)[0] is not None
+
+    def load_model(self):
+        """The run's model; a `model=hf` checkpoint without tokenizer files is accepted when
+        the prompts are token ids. `attn_implementation` switches attention (e.g. eager)."""
+        ctx = self.ctx
+        if ctx.model_name == "hf" and self.prompts_are_ids():
+            from types import SimpleNamespace
+
+            from celine.llm.hf import load_local_causal_lm
+
+            model, tok = load_local_causal_lm(
+                ctx.model_cfg.path, ctx.hardware.device, ctx.hardware.dtype,
+                require_tokenizer=False,
+            )  # fmt: skip
+            lm = SimpleNamespace(model=model, tokenizer=tok)
+        else:
+            lm = ctx.build_model()
+        if self.cfg.attn_implementation:
+            lm.model.set_attn_implementation(self.cfg.attn_implementation)
+        return lm
 
     def prompts(self, tokenizer) -> list[list[int]]:
         from celine.experiments.lookahead import workloads
 
         c, seed = self.cfg, self.ctx.seed
+        if c.prompts:
+            ids, texts = workloads.prompt_file(c.prompts)
+            if ids is None:
+                if tokenizer is None:
+                    from celine.api import ConfigError
+
+                    raise ConfigError(
+                        "task.prompts", c.prompts, "token ids (the checkpoint has no tokenizer)"
+                    )
+                ids = [tokenizer(t)["input_ids"] for t in texts]
+            return [p[-c.prompt_tokens :] for p in ids[: c.num_prompts]]
         if c.workload == "code":
             return workloads.code_prompts(tokenizer, c.num_prompts, c.prompt_tokens, seed)
         if c.workload == "reasoning":
@@ -94,28 +159,35 @@ class LookaheadTask:
         return workloads.jsonl_prompts(tokenizer, c.data_root, c.num_prompts, c.prompt_tokens)
 
     def compare(self, lm, decode: Decoder, label: str):
-        """Decode the prompts greedily (the reference) and with `decode`, both timed in this
+        """Decode the prompts greedily (the reference; plain sampling when the task samples)
+        and with `decode`, both timed in this
         process after an untimed warm-up; returns (prompts, output, wall_s, ref, ref_wall_s)."""
-        from celine.experiments.lookahead.baselines import greedy
+        from celine.experiments.lookahead.baselines import greedy, plain_sampling
+
+        reference = greedy
+        if self.sampling is not None:  # the reference is plain sampling, same warping
+            reference = partial(plain_sampling, sampling=self.sampling, seed=self.ctx.seed)
 
         model, tok, c = lm.model, lm.tokenizer, self.cfg
         model.eval()
         prompts = self.prompts(tok)
-        kw = dict(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        kw = special_tokens(model, tok)
         log = self.ctx.log
         log.info(
             "%d %s prompts (%d-%d tokens), %d new tokens each, batch %d",
-            len(prompts), c.workload, min(map(len, prompts)), max(map(len, prompts)),
+            len(prompts), c.prompts or c.workload, min(map(len, prompts)), max(map(len, prompts)),
             c.max_new_tokens, c.batch_size,
         )  # fmt: skip
         if c.warmup:
-            timed(model, lambda: greedy(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw))
+            timed(
+                model, lambda: reference(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw)
+            )
             timed(model, lambda: decode(model, prompts[:1], max_new_tokens=4, batch_size=1, **kw))
         n, bs = c.max_new_tokens, c.batch_size
         ref, ref_wall = timed(
-            model, lambda: greedy(model, prompts, max_new_tokens=n, batch_size=bs, **kw)
+            model, lambda: reference(model, prompts, max_new_tokens=n, batch_size=bs, **kw)
         )
-        log.info("greedy reference: %d tokens in %.2f s", ref.total_tokens, ref_wall)
+        log.info("reference: %d tokens in %.2f s", ref.total_tokens, ref_wall)
         out, wall = timed(
             model, lambda: decode(model, prompts, max_new_tokens=n, batch_size=bs, **kw)
         )

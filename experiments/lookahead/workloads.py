@@ -59,3 +59,42 @@ def jsonl_texts(root: str) -> list[str]:
 
 def jsonl_prompts(tokenizer, root: str, n: int, prompt_tokens: int) -> list[list[int]]:
     return [tokenizer(t)["input_ids"][-prompt_tokens:] for t in jsonl_texts(root)[:n]]
+
+
+_ID_FIELDS = ("input_ids", "ids", "token_ids")
+
+
+def prompt_file(path: str) -> tuple[list[list[int]] | None, list[str] | None]:
+    """(token-id prompts, None) or (None, text prompts) from a JSONL file: every line either
+    a list of ints, an object with one of `_ID_FIELDS`, or an object with a text field
+    (`_PROMPT_FIELDS`). A file mixing ids and text is refused, naming the line."""
+    from celine.api import ConfigError
+
+    ids, texts = [], []
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if isinstance(row, dict):
+            key = next((f for f in _ID_FIELDS if f in row), None)
+            row = row[key] if key else row
+        if isinstance(row, list):
+            if not row or not all(isinstance(t, int) and t >= 0 for t in row):
+                raise ConfigError(
+                    "task.prompts", f"{path}:{n}", "a non-empty list of token ids (ints >= 0)"
+                )
+            ids.append(row)
+            continue
+        field = next((f for f in _PROMPT_FIELDS if f in row), None)
+        if field is None:
+            raise ConfigError(
+                "task.prompts", f"{path}:{n}", f"a line with token ids {_ID_FIELDS} or text "
+                f"{_PROMPT_FIELDS}",
+            )  # fmt: skip
+        value = row[field]
+        texts.append(value[0] if isinstance(value, list) else str(value))
+    if ids and texts:
+        raise ConfigError("task.prompts", path, "lines of token ids or of text, not both")
+    if not ids and not texts:
+        raise ConfigError("task.prompts", path, "at least one prompt")
+    return (ids, None) if ids else (None, texts)

@@ -117,7 +117,7 @@ def test_state_after_speculation_equals_state_of_the_accepted_prefix(base):
         hidden = dec.prefill(prompt, states)[0, -1]
         root, out = int(dec.logits(hidden).argmax()), []
         for _ in range(6):
-            tree = drafter.propose(root, hidden)
+            (tree,) = drafter.propose([0], [root], hidden[None])
             h, plan = dec.verify(tree, states)
             pred = dec.logits(h[0]).argmax(-1).tolist()
             path = D.accept_greedy(tree, pred)
@@ -157,3 +157,35 @@ def test_finetuning_trains_the_new_parameters_and_returns_a_plain_model(base, mo
     attn = attention_modules(tuned)
     assert all(a.conv_weight.abs().sum() > 0 and a.global_factor != 0 for a in attn)
     assert all(type(a.q_proj).__name__ == "Linear" for a in attn)
+
+
+@pytest.mark.parametrize("variant", ["softmax", "augmented"])
+def test_batch4_speculative_decoding_equals_per_prompt_greedy(base, variant):
+    """Ragged prompts, ragged acceptance: each row of a batch of 4 equals its own greedy
+    decoding by full recomputation, for Medusa trees and the draft model."""
+    model = _linear(base, variant)
+    tok = base[1]
+    texts = ["for i in range(10):\n    print(", "def add(a, b):", "x = [1, 2, 3]\n", "if a:"]
+    prompts = [_ids(tok, t) for t in texts]
+    assert len({p.shape[1] for p in prompts}) > 1
+    n = 16
+    reference = [D.greedy_reference(model, p, n) for p in prompts]
+    heads = D.MedusaHeads(model.config.hidden_size, model.lm_head, 3).double()
+    g = torch.Generator().manual_seed(2)
+    for p in heads.parameters():
+        p.data += 0.05 * torch.randn(p.shape, generator=g, dtype=p.dtype)
+    draft = truncated_draft(model, 1)
+    for drafter in (None, D.MedusaDraft(heads, tree_size=20, topk=3), D.ModelDraft(draft, 3)):
+        stats = D.generate_batch(model, prompts, n, drafter)
+        assert [s.tokens for s in stats] == reference
+        if drafter is not None:  # rows really advanced by different amounts at some step
+            steps = [s.accepted for s in stats]
+            assert any(len({row[i] for row in steps if i < len(row)}) > 1 for i in range(n))
+
+
+def test_tree_from_measured_accuracy_follows_the_heads():
+    """A head that is never right at rank 0 but always at rank 1 moves the tree to rank 1."""
+    acc = [[0.05, 0.9, 0.02], [0.6, 0.1, 0.05]]
+    paths = D.tree_template(topk=3, depth=2, size=4, accuracy=acc)
+    assert paths == [(0,), (1,), (1, 0), (1, 1)]
+    assert D.tree_template(topk=3, depth=2, size=4)[0] == (0,)  # the prior prefers rank 0
