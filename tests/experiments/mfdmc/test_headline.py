@@ -12,7 +12,9 @@ TUNED = {
     "mfdmc": ["++method.views=2", "++method.min_usage=0.1"],
     "mf_biased": ["++method.reg=0.1"],
 }
-SMOKE = ["task=mfdmc", "++task.users=200", "++task.items=150", "++task.density=0.2"]
+# At a smaller scale (200 users x 150 items, density 0.2, seeds 0 and 1) tuned biased MF was
+# ahead by 0.02-0.03 RMSE: the claim is scale-dependent, so the CI test runs the README's size
+# on one seed (about 20 s of CPU on an idle machine, two runs).
 
 
 def _rmse(method: str, seed: int, extra: list[str], run_dir) -> float:
@@ -32,16 +34,15 @@ def _paired_gaps(seeds, extra, tmp_path) -> np.ndarray:
 
 
 def test_headline_mfdmc_beats_tuned_biased_mf_on_clustered_data(outputs, tmp_path):
-    """Smoke scale (200 users x 150 items), two paired seeds: every gap is positive and the
-    mean is at least 0.03 RMSE."""
-    gaps = _paired_gaps([0, 1], SMOKE, tmp_path)
-    assert (gaps > 0).all() and gaps.mean() > 0.03, gaps
+    """Seed 0 of the README's table (biased MF 0.704, MFDMC 0.615): a gap of at least 0.03."""
+    (gap,) = _paired_gaps([0], ["task=mfdmc"], tmp_path)
+    assert gap > 0.03, gap
 
 
 @pytest.mark.slow
 def test_headline_mfdmc_beats_tuned_biased_mf_on_clustered_data_readme_scale(outputs, tmp_path):
-    """The README's size (600 x 400), five paired seeds: the lower end of the 95% interval of
-    the paired gap is above 0.02 RMSE."""
+    """The README's five paired seeds (gap 0.069, 95% CI 0.028 to 0.111): the lower end of
+    the 95% interval of the paired gap is above 0.02 RMSE."""
     from scipy import stats
 
     gaps = _paired_gaps(range(5), ["task=mfdmc"], tmp_path)
