@@ -49,8 +49,11 @@ class KA2ER:
         experts, expert_info = ([], [])
         if cfg.fusion != "none":
             experts, expert_info = _experts(ctx, ctx.task_cfg.expert)
-        target = ctx.build_model()
+        # seeded after the experts, which consume the global generator only when they are
+        # trained (not when loaded from the cache): the target's initial weights, and so the
+        # run, then depend on the seed alone
         torch.manual_seed(ctx.seed)
+        target = ctx.build_model()
         model = AmalgamatedSegmenter(target, experts, cfg, ctx.task_cfg.spatial_dims).to(device)
         before = [p.detach().clone() for p in model.experts.parameters()]
         started = time.time()

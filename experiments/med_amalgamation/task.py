@@ -10,10 +10,24 @@ from .data import TaskData, load_tasks
 from .evaluate import examples_figure, predict, segmentation_scores
 
 
+def _one_thread_unless_asked(log) -> None:
+    """`hardware.threads` unset on the CPU: one torch thread. Torch's default (every core) took
+    a run from 2.5 min on one thread to over 7 min with two threads on a 2-core machine that
+    other jobs kept busy (its threads wait for each other at every op). A fixed number, not
+    one read from the load, because the thread count changes floating-point sums and so the
+    Dice: the same command and seed must give the same result. `hardware.threads=N` uses N."""
+    import torch
+
+    torch.set_num_threads(1)
+    log.info("hardware.threads unset: 1 torch thread (set hardware.threads to use more)")
+
+
 class MedAmalgamationTask:
     def __init__(self, cfg, ctx) -> None:
         self.cfg, self.ctx = cfg, ctx
         self._tasks: list[TaskData] | None = None
+        if ctx.hardware.device == "cpu" and not ctx.hardware.threads:
+            _one_thread_unless_asked(ctx.log)
 
     @property
     def tasks(self) -> list[TaskData]:

@@ -75,7 +75,7 @@ def get_experts(tasks, task_cfg, expert_cfg, cache_root: Path, device, seed: int
         path = cache_root / f"med_expert-{task.name}-{key}.pt"
         net = build_dynunet(expert_cfg, task_cfg.spatial_dims)
         if path.is_file():
-            blob = torch.load(path, map_location="cpu", weights_only=True)
+            blob = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle
             net.load_state_dict(blob["state_dict"])
             meta = {**blob["meta"], "cached": True}
             log.info("expert %s: cached %s", task.name, path.name)

@@ -58,10 +58,16 @@ def planted(
     noise: float,
     bias_std: float,
     seed: int,
+    spread: float = 0.0,
 ) -> Ratings:
     """Ratings whose users and items belong to `groups` planted clusters in each of `views`
     views: in view v a user's factor is its group's centroid, the rating is
-    3.5 + b_u + b_i + sum_v <g_v(user), h_v(item)> + noise, rounded and clipped to 1..5."""
+    3.5 + b_u + b_i + sum_v <g_v(user), h_v(item)> + noise, rounded and clipped to 1..5.
+
+    `spread` moves the factors from clustered to continuous at equal variance: each entity's
+    factor in a view is sqrt(1 - spread) * its group's centroid + sqrt(spread) * its own draw
+    from the same distribution. 0 is MFDMC's own model (the method wins by construction there);
+    1 is plain low-rank data whose group labels carry no information about the ratings."""
     rng = np.random.default_rng(seed)
     user_groups = [rng.integers(groups, size=users) for _ in range(views)]
     item_groups = [rng.integers(groups, size=items) for _ in range(views)]
@@ -73,8 +79,14 @@ def planted(
     cells = rng.choice(users * items, size=n, replace=False)
     u, i = cells // items, cells % items
     score = 3.5 + rng.normal(0, bias_std, users)[u] + rng.normal(0, bias_std, items)[i]
+    # the entities' own draws come from a second stream, so spread=0 gives exactly the data
+    # of the clustered generator (and every spread shares its groups, cells and noise)
+    own = np.random.default_rng([seed, 1])
+    keep, mix = (1.0 - spread) ** 0.5, spread**0.5
     for v in range(views):
-        score += np.einsum("nd,nd->n", g[v][user_groups[v][u]], h[v][item_groups[v][i]])
+        user_f = keep * g[v][user_groups[v]] + mix * own.standard_normal((users, group_dim)) * scale
+        item_f = keep * h[v][item_groups[v]] + mix * own.standard_normal((items, group_dim)) * scale
+        score += np.einsum("nd,nd->n", user_f[u], item_f[i])
     score += rng.normal(0, noise, n)
     rating = np.clip(np.round(score), 1, 5).astype(np.float32)
     return Ratings(

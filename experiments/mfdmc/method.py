@@ -19,7 +19,7 @@ from .config import (
 from .models import MFDMC as MFDMCModel
 from .models import BiasedMF as BiasedMFModel
 from .task import RatingsTask
-from .training import fit, predict
+from .training import Fit, fit, predict
 
 
 def _scorer(model, device: str):
@@ -31,9 +31,11 @@ def _scorer(model, device: str):
     return score_all
 
 
-def _fit_summary(history: list[dict]) -> dict[str, float]:
+def _fit_summary(run) -> dict[str, float]:
+    history = run.history
     return {
         "epochs": len(history),
+        "best_epoch": run.best_epoch,
         "time/epoch_s": sum(r["time/epoch_s"] for r in history) / len(history),
     }
 
@@ -98,10 +100,11 @@ class MFDMC:
             after_epoch=after_epoch,
             log=ctx.log,
         )
+        before_epoch(run.best_epoch - 1)  # the restored weights go with that epoch's temperature
         metrics = task.evaluate(lambda d: predict(model, d, device), _scorer(model, device))
         users_alive, items_alive = model.alive()
         metrics |= task.cluster_nmi(model.users.assignments(), model.items.assignments())
-        metrics |= {"clusters/alive": users_alive + items_alive} | _fit_summary(run.history)
+        metrics |= {"clusters/alive": users_alive + items_alive} | _fit_summary(run)
 
         membership = _membership_table(model)
         history = pd.DataFrame(run.history)
@@ -143,7 +146,7 @@ class BiasedMF:
     def __init__(self, cfg: BiasedMfConfig) -> None:
         self.cfg = cfg
 
-    def train(self, ctx: RunContext) -> tuple[BiasedMFModel, list[dict]]:
+    def train(self, ctx: RunContext) -> tuple[BiasedMFModel, Fit]:
         task: RatingsTask = ctx.task
         latent: LatentFactorsConfig = ctx.build_model()
         torch.manual_seed(ctx.seed)
@@ -166,32 +169,37 @@ class BiasedMF:
             after_epoch=lambda e, row: ctx.log_metrics(row, step=e + 1),
             log=ctx.log,
         )
-        return model, run.history
+        return model, run
 
     def run(self, ctx: RunContext) -> Result:
-        model, history = self.train(ctx)
+        model, run = self.train(ctx)
         device = ctx.hardware.device
         metrics = ctx.task.evaluate(lambda d: predict(model, d, device), _scorer(model, device))
-        metrics |= _fit_summary(history)
-        return Result(metrics=metrics, tables={"history": pd.DataFrame(history)})
+        metrics |= _fit_summary(run)
+        return Result(metrics=metrics, tables={"history": pd.DataFrame(run.history)})
 
 
 class TwoStage(BiasedMF):
-    """The two-stage pipeline MFDMC replaces: factorise first, then cluster the factors."""
+    """The two-stage pipeline MFDMC replaces: factorise first, then cluster the factors into
+    as many views as MFDMC has (`additive_kmeans`), so each planted view can be matched by its
+    own partition, as MFDMC's are; its ratings are biased MF's."""
 
     def run(self, ctx: RunContext) -> Result:
-        from sklearn.cluster import KMeans
-
-        model, history = self.train(ctx)
+        model, run = self.train(ctx)
         device = ctx.hardware.device
         metrics = ctx.task.evaluate(lambda d: predict(model, d, device), _scorer(model, device))
-        labels = []
-        for factors in (model.P, model.Q):
-            km = KMeans(self.cfg.clusters, n_init=10, random_state=ctx.seed)
-            labels.append([km.fit_predict(factors.detach().cpu().numpy())])
+        labels = [
+            additive_kmeans(
+                factors.detach().cpu().numpy(),
+                views=self.cfg.views,
+                clusters=self.cfg.clusters,
+                seed=ctx.seed,
+            )
+            for factors in (model.P, model.Q)
+        ]
         metrics |= ctx.task.cluster_nmi(*labels)
-        metrics |= _fit_summary(history)
-        return Result(metrics=metrics, tables={"history": pd.DataFrame(history)})
+        metrics |= _fit_summary(run)
+        return Result(metrics=metrics, tables={"history": pd.DataFrame(run.history)})
 
 
 class GlobalMean:
@@ -255,3 +263,59 @@ class SurpriseSVD:
             predict_, lambda users: mu + bu[users, None] + bi[None] + P[users] @ Q.T
         )
         return Result(metrics=metrics)
+
+
+def additive_kmeans(
+    x: np.ndarray, *, views: int, clusters: int, seed: int, restarts: int = 50, rounds: int = 20
+) -> list[np.ndarray]:
+    """Multi-view k-means by backfitting: model each row as a sum of one centroid per view,
+    x ~ sum_v C_v[z_v], and alternate Lloyd steps per view on the residual the other views
+    leave. Backfitting has poor local minima, so it starts from a joint k-means
+    (scikit-learn) with clusters**views centres, one per combination of roles; those few
+    centres are split into views by backfitting from `restarts` random starts, the lowest
+    error kept, and that split refined on all rows. One view is plain k-means. Returns one
+    label array per view, scored like MFDMC's (each planted view picks its best match)."""
+    from sklearn.cluster import KMeans
+
+    if views == 1:
+        return [KMeans(clusters, n_init=10, random_state=seed).fit_predict(x)]
+    joint = KMeans(min(clusters**views, len(x)), n_init=4, random_state=seed).fit(x)
+    counts = np.bincount(joint.labels_, minlength=joint.n_clusters).astype(float)
+    rng = np.random.default_rng(seed)
+    best, best_err = None, np.inf
+    for _ in range(restarts):
+        start = [rng.integers(clusters, size=joint.n_clusters) for _ in range(views)]
+        labels, err = _backfit(joint.cluster_centers_, start, clusters, rounds, counts)
+        if err < best_err:
+            best, best_err = labels, err
+    labels, _ = _backfit(x, [lab[joint.labels_] for lab in best], clusters, rounds, None)
+    return labels
+
+
+def _backfit(x, labels, clusters, rounds, weight):
+    """Weighted Lloyd steps per view on the residual of the other views; (labels, error)."""
+    w = np.ones(len(x)) if weight is None else weight
+    labels = [lab.copy() for lab in labels]
+    views = len(labels)
+    centres = [_means(x / views, lab, clusters, w) for lab in labels]
+    for _ in range(rounds):
+        for v in range(views):
+            residual = x - sum(centres[o][labels[o]] for o in range(views) if o != v)
+            centres[v] = _means(residual, labels[v], clusters, w)
+            dist = ((residual[:, None, :] - centres[v][None]) ** 2).sum(-1)
+            labels[v] = dist.argmin(1)
+            centres[v] = _means(residual, labels[v], clusters, w)
+    fit = sum(centres[v][labels[v]] for v in range(views))
+    return labels, float((w[:, None] * (x - fit) ** 2).sum())
+
+
+def _means(x: np.ndarray, labels: np.ndarray, k: int, weight: np.ndarray) -> np.ndarray:
+    """Weighted per-label means; an empty label restarts at the largest row."""
+    means = np.zeros((k, x.shape[1]))
+    for j in range(k):
+        rows = labels == j
+        if rows.any():
+            means[j] = np.average(x[rows], axis=0, weights=weight[rows])
+        else:
+            means[j] = x[np.argmax((x**2).sum(1))]
+    return means

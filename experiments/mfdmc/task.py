@@ -26,6 +26,7 @@ class RatingsTask:
                 noise=cfg.noise,
                 bias_std=cfg.bias_std,
                 seed=cfg.data_seed,
+                spread=cfg.planted_spread,
             )
         else:
             data = load_ratings(cfg.dataset, cfg.data_root, csv_sep=cfg.csv_sep)

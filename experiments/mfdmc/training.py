@@ -18,6 +18,7 @@ from .metrics import rmse
 class Fit:
     history: list[dict] = field(default_factory=list)
     stopped_epoch: int = 0
+    best_epoch: int = 0  # the epoch whose weights were restored
 
 
 def tensors(data: Ratings, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,8 +52,11 @@ def fit(
     log=None,
 ) -> Fit:
     """Minimise MSE + reg * L2(touched rows) + the model's own terms; stop when validation
-    RMSE has not improved for `patience` epochs. The final state is kept (not the best
-    epoch's): MFDMC's discarded clusters must never come back by a restore."""
+    RMSE has not improved for `patience` epochs and restore the best epoch's weights.
+
+    A change of the model's buffers (MFDMC's live-cluster mask, changed by a discarding pass
+    in `after_epoch`) starts a new best from that epoch, so a restore never brings a
+    discarded cluster back: the restored state always has the final mask."""
     model.to(device)
     gen = torch.Generator().manual_seed(seed)
     opt = (
@@ -62,6 +66,7 @@ def fit(
     )
     u, i, r = tensors(train, device)
     result, best, stale = Fit(), float("inf"), 0
+    best_state = _snapshot(model)
     for epoch in range(cfg.epochs):
         if before_epoch:
             before_epoch(epoch)
@@ -98,12 +103,22 @@ def fit(
                 row["val/rmse"],
             )
         result.stopped_epoch = epoch + 1
-        if row["val/rmse"] < best - 1e-4:
-            best, stale = row["val/rmse"], 0
+        if _buffers_changed(model, best_state) or row["val/rmse"] < best - 1e-4:
+            best, stale, best_state = row["val/rmse"], 0, _snapshot(model)
+            result.best_epoch = epoch + 1
         else:
             stale += 1
             if stale >= cfg.patience:
                 if log:
                     log.info("early stop at epoch %d (best val rmse %.4f)", epoch + 1, best)
                 break
+    model.load_state_dict(best_state)
     return result
+
+
+def _snapshot(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _buffers_changed(model, state: dict[str, torch.Tensor]) -> bool:
+    return any(not torch.equal(b, state[name]) for name, b in model.named_buffers())
