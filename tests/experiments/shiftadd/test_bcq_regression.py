@@ -24,6 +24,7 @@ reference_bcq = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(reference_bcq)
 
 FAMILIES = ("student_t3", "outlier_columns", "coarse_grid")
+TOL = 1e-9  # float rounding of an exact fit (coarse grid from q = 3)
 
 
 def family(name: str, seed: int = 0, n: int = 64, k: int = 512) -> torch.Tensor:
@@ -53,14 +54,14 @@ def sweep(name, terms, n):
         ref = rel_err(w, reference_bcq.reference_quantize_shift(w, q, 50, 128, terms))
         assert ours <= ref * 1.01 + 1e-12, (name, terms, q, ours, ref)
         errs.append(ours)
-    assert errs[0] >= errs[1] >= errs[2], errs
+    assert errs[1] <= errs[0] + TOL and errs[2] <= errs[1] + TOL, errs
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 @pytest.mark.parametrize("terms", [1, 3])
 def test_never_crashes_never_loses_to_the_reference_and_falls_with_q(name, terms):
-    # 16 x 512: 64 groups of 128 (CI); the slow twin below runs 256 groups
-    sweep(name, terms, n=16)
+    # 8 x 512: 32 groups of 128 (CI); the slow twin below runs 256 groups
+    sweep(name, terms, n=8)
 
 
 @pytest.mark.slow
@@ -81,7 +82,8 @@ def test_rowwise_bcq_with_groups_of_128_runs_on_every_family(name):
                                   None, q, 0).dequant)
         for q in (2, 3, 4)
     ]  # fmt: skip
-    assert errs[0] >= errs[1] >= errs[2] and errs[2] < errs[0]
+    # coarse grid: exact from q = 3 up (errors ~1e-15, float rounding)
+    assert errs[1] <= errs[0] + TOL and errs[2] <= errs[1] + TOL and errs[2] < errs[0]
 
 
 def test_least_squares_survives_coinciding_planes():
