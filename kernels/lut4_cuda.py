@@ -288,7 +288,9 @@ def lut4_gemv_cuda(
     Any row grouping whose scales for one block (`row_iters` tiles of 512 rows) fit in shared
     memory; the knobs are benchmarked in bench/shiftadd/lut4_bench.py. Calls that share a shape
     share a workspace, so run them on one stream."""
-    m, n = check_lut4_cuda_inputs(x, planes, codes, col_group, row_group, min_blocks, row_iters, words)
+    m, n = check_lut4_cuda_inputs(
+        x, planes, codes, col_group, row_group, min_blocks, row_iters, words
+    )
     require(x.is_cuda, "lut4_gemv_cuda", f"runs on CUDA tensors only, got {x.device}")
     y = torch.empty(m, n, dtype=torch.float16, device=x.device)
     _module().lut4_gemv_cuda(

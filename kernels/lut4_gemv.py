@@ -98,7 +98,11 @@ def lut4_gemv(
     """`y = x @ W.T` for `x [M, K]` and W in the packed format -> `[M, N]` in x's dtype."""
     m = check_shapes(x, planes, codes, col_group, row_group, kernel="lut4_gemv")
     q, kw, n = planes.shape
-    require(block_n > 0 and block_w > 0, "lut4_gemv", f"block_n={block_n}, block_w={block_w} must be > 0")
+    require(
+        block_n > 0 and block_w > 0,
+        "lut4_gemv",
+        f"block_n={block_n}, block_w={block_w} must be > 0",
+    )
     if row_group % block_n:
         raise KernelInputError(
             f"lut4_gemv needs row_group ({row_group}) to be a multiple of block_n ({block_n}): "

@@ -43,8 +43,10 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def checksum(t: torch.Tensor) -> int:
-    return int(t.cpu().view(-1).to(torch.int64).sum()) if not t.is_floating_point() else int(
-        t.cpu().double().sum() * 1e6
+    return (
+        int(t.cpu().view(-1).to(torch.int64).sum())
+        if not t.is_floating_point()
+        else int(t.cpu().double().sum() * 1e6)
     )
 
 

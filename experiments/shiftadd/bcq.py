@@ -219,7 +219,9 @@ def _solve(w: torch.Tensor, q: int, rounds: int, apot_terms: int) -> tuple:
         best_err, best = _sq_err(w, point[1], point[0]), point
     else:
         # the reference's chain, from the greedy solution
-        best_err, best = _refine(w, g_alpha, g_signs, None, None, rounds, apot_terms, not apot_terms)
+        best_err, best = _refine(
+            w, g_alpha, g_signs, None, None, rounds, apot_terms, not apot_terms
+        )
     if q == 1:
         return best_err, best
     # The (q-1)-bit solution plus one greedy plane on what it leaves. With r = w - Q_{q-1}(w)

@@ -164,7 +164,11 @@ def _check_shapes(cfg, shapes, log) -> None:
             if getattr(cfg, "gemv_kernel", "triton") == "cuda" and (n % 4 or row_group % 4):
                 log.warning(
                     "%s is %dx%d (row group %d): outside the CUDA GEMV (N and row group "
-                    "multiples of 4); it decodes with the Triton kernel", name, n, k, row_group
+                    "multiples of 4); it decodes with the Triton kernel",
+                    name,
+                    n,
+                    k,
+                    row_group,
                 )
         if g > 0 and cfg.name in ("rtn", "gptq", "bcq_rowwise") and k % g:
             raise ConfigError("method.groupsize", g, f"must divide in_features {k} of {name}")

@@ -39,10 +39,16 @@ def bad_cases():
         ("x wrong K", (x[:, :32], planes, codes, cg, rg), "K=32"),
         ("planes int64", (x, planes.long(), codes, cg, rg), "int32"),
         ("planes 2-D", (x, planes[0], codes, cg, rg), "planes must be"),
-        ("planes not contiguous", (x, planes.transpose(0, 2).contiguous().transpose(0, 2),
-                                   codes, cg, rg), "contiguous"),  # fmt: skip
-        ("codes not contiguous", (x, planes, codes.transpose(0, 1).contiguous().transpose(0, 1),
-                                  cg, rg), "contiguous"),  # fmt: skip
+        (
+            "planes not contiguous",
+            (x, planes.transpose(0, 2).contiguous().transpose(0, 2), codes, cg, rg),
+            "contiguous",
+        ),  # fmt: skip
+        (
+            "codes not contiguous",
+            (x, planes, codes.transpose(0, 1).contiguous().transpose(0, 1), cg, rg),
+            "contiguous",
+        ),  # fmt: skip
         ("codes int64", (x, planes, codes.long(), cg, rg), "int32"),
         ("too few row groups", (x, planes, codes[:, :2].contiguous(), cg, rg), "row_group"),
         ("wrong number of bits", (x, planes, codes[..., :2].contiguous(), cg, rg), "codes have"),
@@ -50,8 +56,17 @@ def bad_cases():
         ("row_group negative", (x, planes, codes, cg, -8), "row_group=-8"),
         ("col_group not a multiple of 8", (x, planes, codes, 12, rg), "col_group=12"),
         ("col_group 0", (x, planes, codes, 0, rg), "col_group=0"),
-        ("bits 9", (x, torch.zeros(9, K // 32, N, dtype=torch.int32),
-                    torch.zeros(K // CG, N // RG, 9, dtype=torch.int32), cg, rg), "q=9"),  # fmt: skip
+        (
+            "bits 9",
+            (
+                x,
+                torch.zeros(9, K // 32, N, dtype=torch.int32),
+                torch.zeros(K // CG, N // RG, 9, dtype=torch.int32),
+                cg,
+                rg,
+            ),
+            "q=9",
+        ),  # fmt: skip
     ]
 
 

@@ -95,7 +95,7 @@ def test_least_squares_survives_coinciding_planes():
     alpha = least_squares_alpha(w, signs)
     assert torch.isfinite(alpha).all()
     fit = (signs * alpha[:, None, :]).sum(-1)
-    best = (b * (b * w).mean(-1, keepdim=True))  # the one-plane least-squares fit
+    best = b * (b * w).mean(-1, keepdim=True)  # the one-plane least-squares fit
     assert torch.allclose(fit, best, atol=1e-5)
 
 
