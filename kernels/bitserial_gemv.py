@@ -32,6 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
+from celine.kernels.gemv_checks import require
 from celine.kernels.lut_gemv import _decode_apot, check_shapes, launch_grid
 
 MODES = {"select": 0, "signxor": 1, "magic": 2}
@@ -143,8 +144,10 @@ def bitserial_gemv(
 
     Same arguments as `lut_gemv` up to its table options (`lut_dtype`, `on_chip`, `block_w`
     counts int32 words in both); `mode` picks the inner bit step (module docstring)."""
+    m = check_shapes(x, planes, codes, col_group, row_group, kernel="bitserial_gemv")
     q, kw, n = planes.shape
-    m = check_shapes(x, planes, col_group)
+    require(mode in MODES, "bitserial_gemv", f"mode={mode!r} is not one of {sorted(MODES)}")
+    require(block_n > 0 and block_w > 0, "bitserial_gemv", "block_n and block_w must be > 0")
     x = x.contiguous()
     n_tiles, split_k, words_per_split = launch_grid(m, n, kw, block_n, block_w, split_k, programs)
     y = torch.zeros(m, n, dtype=torch.float32, device=x.device)

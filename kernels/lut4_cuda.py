@@ -31,6 +31,8 @@ import functools
 
 import torch
 
+from celine.kernels.gemv_checks import check_gemv_inputs, require
+
 CUDA_SRC = r"""
 #include <torch/extension.h>
 #include <cuda_fp16.h>
@@ -242,6 +244,35 @@ def _workspace(device: torch.device, m: int, n: int) -> torch.Tensor:
     return _WORKSPACES[key]
 
 
+def check_lut4_cuda_inputs(
+    x, planes, codes, col_group: int, row_group: int, min_blocks: int, row_iters: int, words: int
+) -> tuple[int, int]:
+    """Everything the CUDA kernel assumes, checked on the host (testable without a GPU);
+    returns (M, N). Besides the format's checks: q in {2, 3, 4} (the compiled templates),
+    N and row_group multiples of 4 (16-byte loads of 4 rows), `words` 1 or 2, `row_iters` > 0,
+    and the block's scales fitting its shared buffer."""
+    name = "lut4_gemv_cuda"
+    m, n, _, q = check_gemv_inputs(name, x, planes, codes, col_group, row_group, bits=(2, 3, 4))
+    require(n % 4 == 0, name, f"N={n} must be a multiple of 4 (each thread loads 4 rows)")
+    require(row_group % 4 == 0, name, f"row_group={row_group} must be a multiple of 4")
+    require(words in (1, 2), name, f"words={words} must be 1 or 2 (compiled variants)")
+    require(row_iters > 0, name, f"row_iters={row_iters} must be > 0")
+    require(min_blocks > 0, name, f"min_blocks={min_blocks} must be > 0")
+    require(
+        x.dtype in (torch.float16, torch.float32, torch.bfloat16),
+        name,
+        f"x dtype {x.dtype} (fp16, bf16 or fp32; used as fp16)",
+    )
+    groups_per_block = -(-TILE * row_iters // row_group) + 1
+    require(
+        min(groups_per_block, codes.shape[1]) * q * words * 4 <= ALPHA_SMEM,
+        name,
+        f"row_group={row_group} with row_iters={row_iters}: the block's scales do not fit "
+        f"its {ALPHA_SMEM}-float shared buffer; use fewer row_iters (or lut_gemv)",
+    )
+    return m, n
+
+
 def lut4_gemv_cuda(
     x: torch.Tensor,
     planes: torch.Tensor,
@@ -257,21 +288,10 @@ def lut4_gemv_cuda(
     Any row grouping whose scales for one block (`row_iters` tiles of 512 rows) fit in shared
     memory; the knobs are benchmarked in bench/shiftadd/lut4_bench.py. Calls that share a shape
     share a workspace, so run them on one stream."""
-    q, kw, n = planes.shape
-    m = x.shape[0]
-    if not x.is_cuda:
-        raise ValueError("lut4_gemv_cuda runs on CUDA tensors only")
-    if x.shape[1] != kw * 32 or n % 4 or row_group % 4 or col_group % 8:
-        raise ValueError(
-            f"lut4_gemv_cuda needs K = 32 * words ({x.shape[1]} vs {kw * 32}), N ({n}) and "
-            f"row_group ({row_group}) divisible by 4, col_group ({col_group}) by 8"
-        )
-    groups_per_block = -(-TILE * row_iters // row_group) + 1
-    if min(groups_per_block, codes.shape[1]) * q * words * 4 > ALPHA_SMEM:
-        raise ValueError(
-            f"row_group={row_group} with row_iters={row_iters}: the block's scales do not fit "
-            f"its {ALPHA_SMEM}-float shared buffer; use fewer row_iters (or lut_gemv)"
-        )
+    m, n = check_lut4_cuda_inputs(
+        x, planes, codes, col_group, row_group, min_blocks, row_iters, words
+    )
+    require(x.is_cuda, "lut4_gemv_cuda", f"runs on CUDA tensors only, got {x.device}")
     y = torch.empty(m, n, dtype=torch.float16, device=x.device)
     _module().lut4_gemv_cuda(
         x.half().contiguous(),

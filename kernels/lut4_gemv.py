@@ -28,6 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
+from celine.kernels.gemv_checks import KernelInputError, require
 from celine.kernels.lut_gemv import _decode_apot, check_shapes, launch_grid
 
 
@@ -95,10 +96,15 @@ def lut4_gemv(
     programs: int = 4 * 132,  # split-K target when split_k is None: programs in flight
 ) -> torch.Tensor:
     """`y = x @ W.T` for `x [M, K]` and W in the packed format -> `[M, N]` in x's dtype."""
+    m = check_shapes(x, planes, codes, col_group, row_group, kernel="lut4_gemv")
     q, kw, n = planes.shape
-    m = check_shapes(x, planes, col_group)
+    require(
+        block_n > 0 and block_w > 0,
+        "lut4_gemv",
+        f"block_n={block_n}, block_w={block_w} must be > 0",
+    )
     if row_group % block_n:
-        raise ValueError(
+        raise KernelInputError(
             f"lut4_gemv needs row_group ({row_group}) to be a multiple of block_n ({block_n}): "
             "one scale per tile row group; use lut_gemv for finer row groups"
         )

@@ -29,6 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
+from celine.kernels.gemv_checks import check_gemv_inputs, require
+
 
 @triton.jit
 def _build_luts(x_ptr, lut_ptr, KB, BLOCK_KB: tl.constexpr):
@@ -132,15 +134,12 @@ def build_luts(x: torch.Tensor, lut_dtype: torch.dtype | None = None) -> torch.T
     return luts
 
 
-def check_shapes(x: torch.Tensor, planes: torch.Tensor, col_group: int) -> int:
-    """Both GEMV kernels' input checks; returns the number of input rows M."""
-    m, k = x.shape
-    kw = planes.shape[1]
-    if k != kw * 32:
-        raise ValueError(f"x has K={k} columns but the planes hold {kw * 32}")
-    if col_group % 8:
-        raise ValueError(f"col_group={col_group} must be a multiple of 8 (one scale per byte)")
-    return m
+def check_shapes(
+    x: torch.Tensor, planes: torch.Tensor, codes: torch.Tensor, col_group: int, row_group: int,
+    kernel: str = "lut_gemv",
+) -> int:  # fmt: skip
+    """Every Triton GEMV's input checks (`gemv_checks.check_gemv_inputs`); returns M."""
+    return check_gemv_inputs(kernel, x, planes, codes, col_group, row_group)[0]
 
 
 def launch_grid(m, n, kw, block_n, block_w, split_k, programs) -> tuple[int, int, int]:
@@ -167,8 +166,10 @@ def lut_gemv(
     on_chip: bool = False,  # tl.gather from on-chip tables: measured slower on an H200
 ) -> torch.Tensor:
     """`y = x @ W.T` for `x [M, K]` and W in the packed format -> `[M, N]` in x's dtype."""
+    m = check_shapes(x, planes, codes, col_group, row_group)
     q, kw, n = planes.shape
-    m = check_shapes(x, planes, col_group)
+    require(block_n > 0 and block_w > 0, "lut_gemv", f"block_n={block_n}, block_w={block_w}")
+    require(split_k is None or split_k > 0, "lut_gemv", f"split_k={split_k} must be > 0")
     luts = build_luts(x, lut_dtype)
     n_tiles, split_k, words_per_split = launch_grid(m, n, kw, block_n, block_w, split_k, 4 * 132)
     y = torch.zeros(m, n, dtype=torch.float32, device=x.device)

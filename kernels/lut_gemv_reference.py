@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from celine.kernels.gemv_checks import check_gemv_inputs
 from celine.kernels.shiftadd_format import decode_apot
 
 
@@ -40,12 +41,7 @@ def lut_gemv_reference(
 ) -> torch.Tensor:
     """`x [M, K]`, planes int32 `[q, K/32, N]`, codes int32 `[K/col_group, N/row_group, q]`
     -> `y [M, N]` float32 (fp32 tables and accumulation)."""
-    q, kw, n = planes.shape
-    m, k = x.shape
-    if k != kw * 32:
-        raise ValueError(f"x has K={k} columns but the planes hold {kw * 32}")
-    if col_group % 8:
-        raise ValueError(f"col_group={col_group} must be a multiple of 8 (one LUT per 8 columns)")
+    m, n, k, q = check_gemv_inputs("lut_gemv_reference", x, planes, codes, col_group, row_group)
     luts = build_luts(x)  # [M, KB, 256]
     kb_count = k // 8
     shifts = 8 * torch.arange(4, device=planes.device)

@@ -52,11 +52,15 @@ class AllocationMixin:
     """Mixed precision: per-layer widths in {2, 3, 4} instead of `bits` everywhere."""
 
     bit_alloc: str = "none"  # none | ilp (exact search, paper 4.3) | quota (reference script)
-    avg_bits: float | None = None  # budget of `ilp`, weighted by weight count (None: bits)
+    # upper bound on the weight-count-weighted average of `ilp` (None: bits); setting it alone
+    # (bit_alloc none) means ilp, so `method.avg_bits=2.2` is the paper's 2.2-bit setting
+    avg_bits: float | None = None
     mix_bits: list[float] = field(default_factory=lambda: [0.0, 0.8, 0.2])  # quota: 1,2,3-bit
 
     def _check_allocation(self) -> None:
         one_of("method.bit_alloc", self.bit_alloc, ALLOCATIONS)
+        if self.avg_bits is not None and self.bit_alloc == "none":
+            self.bit_alloc = "ilp"
         if self.avg_bits is not None:
             in_range("method.avg_bits", self.avg_bits, 2, 4)
         if abs(sum(self.mix_bits) - 1.0) > 1e-6 or min(self.mix_bits) < 0:

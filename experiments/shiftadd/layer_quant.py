@@ -56,16 +56,20 @@ def quantize_layer(method: str, cfg, w: torch.Tensor, h: torch.Tensor, bits: int
 
 
 def _lat(cfg, w, h, bits) -> LayerQuant:
+    from celine.experiments.shiftadd.qlinear import pad_to_words
     from celine.kernels.shiftadd_format import encode_apot, pack_planes
 
     n, k = w.shape
     quant = BlockwiseBCQ(n, k, bits, cfg.groupsize, cfg.bcq_rounds, cfg.apot_terms)
     out = gptq(w, h, quant, cfg.blocksize, cfg.percdamp, cfg.act_order)
+    # K not a multiple of 32 (tiny_llama smoke: down_proj K=176) is padded to whole words
+    signs, codes = pad_to_words(quant.signs, encode_apot(quant.term_signs, quant.term_exps), 8)
     packed = {
-        "planes": pack_planes(quant.signs),
-        "codes": encode_apot(quant.term_signs, quant.term_exps),
+        "planes": pack_planes(signs),
+        "codes": codes,
         "col_group": 8,
         "row_group": quant.row_group,
+        "in_features": k,
     }
     # the paper's count (one fp16 scale per group and bit); ShiftAddLinear keeps each scale as
     # an int32 APoT code (`packed_bytes`), which the GEMV bandwidth figures count

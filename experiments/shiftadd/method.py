@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import pandas as pd
 import torch
@@ -52,6 +53,16 @@ class Quantize:
         cfg = self.cfg
         lm = ctx.build_model()
         model = lm.model.to(ctx.hardware.device).eval()
+        # shapes first: a layer the method cannot tile fails now, not after calibration
+        _check_shapes(
+            cfg,
+            [
+                (name, tuple(lin.weight.shape))
+                for block in decoder_blocks(model)
+                for name, lin in block_linears(block).items()
+            ],
+            ctx.log,
+        )
         calib = ctx.task.calibration(lm)
         ctx.log.info("calibration: %d windows of %d tokens", *calib.shape)
         n_blocks = len(decoder_blocks(model))
@@ -89,11 +100,11 @@ class Quantize:
                     bias=lin.bias,
                     dtype=lin.weight.dtype,
                     kernel=getattr(cfg, "gemv_kernel", "triton"),
+                    in_features=lq.packed["in_features"],
                 )
             lin.weight.data.copy_(lq.dequant.to(lin.weight.dtype))
             return None
 
-        _check_shapes(cfg, layers)
         quantize_sequential(model, calib, quantize, ctx.log, ctx.task.cfg.batch_size)
         quant_s = time.perf_counter() - t0
         table = pd.DataFrame(rows)
@@ -107,7 +118,11 @@ class Quantize:
         return Result(metrics=metrics, tables={"layers": table}, figures=figures, notes=notes)
 
     def _bit_widths(self, layers, scores) -> dict:
-        from celine.experiments.shiftadd.allocate import allocate_exact, allocate_quota
+        from celine.experiments.shiftadd.allocate import (
+            allocate_exact,
+            allocate_quota,
+            layer_bit_errors,
+        )
 
         cfg = self.cfg
         keys = [(b, name) for b, name, _ in layers]
@@ -119,29 +134,59 @@ class Quantize:
             widths = allocate_quota(sc, sizes, cfg.mix_bits)
         else:
             budget = cfg.avg_bits if cfg.avg_bits is not None else float(cfg.bits)
+            terms = getattr(cfg, "apot_terms", 3)
+            costs = [
+                [s * e for e in layer_bit_errors(w, terms)]
+                for s, (_, _, w) in zip(sc, layers, strict=True)
+            ]
             try:
-                widths = allocate_exact(sc, sizes, budget)
+                widths = allocate_exact(costs, sizes, budget)
             except ValueError as err:
                 raise ConfigError("method.avg_bits", budget, str(err)) from None
         return dict(zip(keys, widths, strict=True))
 
 
-def _check_shapes(cfg, layers) -> None:
-    for _, name, w in layers:
-        n, k = w.shape
-        if cfg.name in ("shiftadd_lat",) and (k % 32 or n % 8):
-            raise ConfigError(
-                "method", cfg.name, f"{name} is {n}x{k}: needs K % 32 == 0, N % 8 == 0"
-            )
-        g = cfg.groupsize
+def _check_shapes(cfg, shapes, log) -> None:
+    """Refuse (ConfigError) what the method cannot tile; warn about layers that take a
+    fallback: Lat. in-features not a multiple of 32 are packed padded to whole 32-bit words,
+    and shapes outside the CUDA kernel's reach decode with the Triton kernel."""
+    g = cfg.groupsize
+    padded = []
+    for name, (n, k) in shapes:
+        if cfg.name == "shiftadd_lat":
+            if k % 8 or n % 8:
+                raise ConfigError(
+                    "method", cfg.name, f"{name} is {n}x{k}: Lat. needs K % 8 == 0, N % 8 == 0"
+                )
+            if k % 32:
+                padded.append(f"{name} {n}x{k}")
+            row_group = n // 8 if g <= 0 else g // 8
+            if getattr(cfg, "gemv_kernel", "triton") == "cuda" and (n % 4 or row_group % 4):
+                log.warning(
+                    "%s is %dx%d (row group %d): outside the CUDA GEMV (N and row group "
+                    "multiples of 4); it decodes with the Triton kernel",
+                    name,
+                    n,
+                    k,
+                    row_group,
+                )
         if g > 0 and cfg.name in ("rtn", "gptq", "bcq_rowwise") and k % g:
             raise ConfigError("method.groupsize", g, f"must divide in_features {k} of {name}")
+        if g > 0 and cfg.name == "gptq" and cfg.blocksize % g:
+            raise ConfigError("method.blocksize", cfg.blocksize, f"a multiple of groupsize {g}")
         if (
             g > 0
             and cfg.name in ("shiftadd_acc", "shiftadd_lat")
             and n % (g if cfg.name == "shiftadd_acc" else g // 8)
         ):
             raise ConfigError("method.groupsize", g, f"must tile out_features {n} of {name}")
+    if padded and getattr(cfg, "pack", False):
+        msg = (
+            f"in_features not a multiple of 32, packed padded to whole 32-bit words "
+            f"(zero scales on the padding): {', '.join(sorted(set(padded)))}"
+        )
+        log.warning(msg)
+        warnings.warn(msg, stacklevel=2)
 
 
 def _scores(layers, fp_h) -> dict:

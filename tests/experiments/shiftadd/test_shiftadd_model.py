@@ -99,7 +99,7 @@ def test_run_finishes_in_mlflow_with_its_metrics(outputs, tmp_path, hf_checkpoin
     (run,) = runs_of(outputs, "shiftadd")
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test/perplexity"] == pytest.approx(metrics["test/perplexity"])
-    assert metrics["model/avg_bits"] == 3.0  # the exact allocation meets the budget
+    assert 2.0 < metrics["model/avg_bits"] <= 3.0  # the budget is an upper bound
     # q bits + one fp16 scale per (8 columns x N/8 rows, bit) = q + 16 q / N: large for N = 32
     assert 3.0 < metrics["model/bits_per_weight"] < 4.0
     assert metrics["model/linear_mbytes"] < metrics["model/fp16_linear_mbytes"] / 3
@@ -123,3 +123,57 @@ def test_unknown_gemv_kernel_is_refused_naming_the_choices():
 
     with pytest.raises(ConfigError, match="method.gemv_kernel.*triton \\| cuda"):
         ShiftAddLatConfig(gemv_kernel="cutlass")
+
+
+def test_dense_copies_stay_within_the_shared_cache_bound():
+    from celine.experiments.shiftadd import qlinear
+
+    model, dense = quantized_tiny_model()
+    mods = [m for m in model.modules() if isinstance(m, ShiftAddLinear)]
+    one = max(d.numel() * 4 for d in dense.values())
+    old = qlinear.DENSE_CACHE.budget
+    try:
+        for budget in (0, 2 * one):
+            qlinear.set_dense_cache_bytes(budget)
+            for mod in mods:  # 40 rows: the dense path of every layer
+                x = torch.randn(40, mod.in_features)
+                want = x @ mod.dequantized().T
+                assert torch.allclose(mod(x), want, rtol=1e-5, atol=1e-6)
+                assert qlinear.DENSE_CACHE.nbytes <= budget
+            # no layer keeps a dense copy of its own: only the packed buffers
+            for mod in mods:
+                held = [t for t in vars(mod).values() if isinstance(t, torch.Tensor)]
+                assert not held and {n for n, _ in mod.named_buffers()} <= {"planes", "codes"}
+        assert len(qlinear.DENSE_CACHE.entries) == 2  # the budget holds two, LRU keeps the last
+    finally:
+        qlinear.set_dense_cache_bytes(old)
+
+
+def test_in_features_not_a_multiple_of_32_are_packed_padded():
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(64, 176, generator=g) * 0.05  # tiny_llama smoke's down_proj
+    x = torch.randn(256, 176, generator=g)
+    h = x.T @ x / 256
+    lq = quantize_layer("shiftadd_lat", SimpleNamespace(**CFG), w, h, 3, 0)
+    p = lq.packed
+    assert p["planes"].shape == (3, 6, 64) and p["in_features"] == 176
+    mod = ShiftAddLinear(p["planes"], p["codes"], 8, p["row_group"], in_features=176)
+    assert torch.equal(mod.dequantized(), lq.dequant)
+    xs = torch.randn(5, 176, generator=g)
+    assert torch.allclose(mod(xs), xs @ lq.dequant.T, rtol=1e-5, atol=1e-5)  # LUT path
+    assert mod(torch.randn(2, 20, 176)).shape == (2, 20, 64)  # dense path
+
+
+def test_untileable_shapes_fail_before_calibration(outputs, tmp_path, hf_checkpoint, monkeypatch):
+    from celine.api import ConfigError
+    from celine.experiments.shiftadd.task import ShiftAddTask
+
+    def no_calibration(*a, **k):
+        raise AssertionError("calibration ran before the shape check")
+
+    monkeypatch.setattr(ShiftAddTask, "calibration", no_calibration)
+    with pytest.raises(ConfigError, match="method.groupsize"):
+        # 48/8 = 6 rows per scale cannot tile the 64 output features
+        run_in_process([*tiny(hf_checkpoint), "method.groupsize=48"], tmp_path / "r")
