@@ -53,6 +53,10 @@ def _choice(cfg: DictConfig, group: str, table: dict, what: str) -> str:
 def typed(group: str, node: Any, schema: type, owner: str) -> Any:
     """Merge `node` into the dataclass `schema` and build it, with errors that name the key."""
     try:
+        if isinstance(node, DictConfig):
+            # resolve against the whole config first: a preset may tie a group's key to a
+            # top-level one (`task.data_seed: ${seed}`), which the detached node cannot see
+            node = OmegaConf.to_container(node, resolve=True)
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         return OmegaConf.to_object(merged)
     except ConfigError as err:
