@@ -309,10 +309,10 @@ def context(
 
     run_dir: where `log_table`/`log_figure` write (default: outputs/contexts/<task>/<time>).
     """
-    import logging
     import time
 
     from celine import configs, hardware, registry, validation
+    from celine.experiment import run_context
     from celine.tracking import NullTracker
 
     with configs.hydra_context(Path(config_dir) if config_dir else None):
@@ -322,19 +322,8 @@ def context(
     hardware.configure(hw, p.hardware, p.seed)
     outputs = Path(cfg.paths.outputs)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    ctx = RunContext(
-        task=None,
-        task_cfg=p.task_cfg,
-        model_cfg=p.model_cfg,
-        hardware=hw,
-        seed=p.seed,
-        run_dir=Path(run_dir) if run_dir else outputs / "contexts" / p.task.name / stamp,
-        outputs_dir=outputs,
-        log=logging.getLogger(f"celine.{p.method.name}"),
-        tracker=NullTracker(),
-        model_name=p.model.name,
-        _model_builder=lambda mcfg, c: registry.resolve(p.model.impl)(mcfg, c),
-    )
+    run_dir = Path(run_dir) if run_dir else outputs / "contexts" / p.task.name / stamp
+    ctx = run_context(p, hw, run_dir, outputs, NullTracker())
     ctx.task = registry.resolve(p.task.impl)(p.task_cfg, ctx)
     return ctx
 

@@ -93,19 +93,7 @@ class Experiment:
         )
         log.info("run %s (%s) -> %s", self.run_name, run_id or "untracked", job.output_dir)
         steps = _StepTracker(tracker)
-        ctx = RunContext(
-            task=None,
-            task_cfg=p.task_cfg,
-            model_cfg=p.model_cfg,
-            hardware=hw,
-            seed=p.seed,
-            run_dir=job.output_dir,
-            outputs_dir=outputs,
-            log=logging.getLogger(f"celine.{p.method.name}"),
-            tracker=steps,
-            model_name=p.model.name,
-            _model_builder=lambda cfg, ctx: registry.resolve(p.model.impl)(cfg, ctx),
-        )
+        ctx = run_context(p, hw, job.output_dir, outputs, steps)
         started = time.time()
         try:
             with _sigterm_as_interrupt():
@@ -297,3 +285,20 @@ def _sigterm_as_interrupt():
 def _json_number(value: float) -> float | str:
     value = float(value)
     return value if math.isfinite(value) else str(value)
+
+
+def run_context(plan: validation.Plan, hw: Any, run_dir: Path, outputs: Path, tracker: Any):
+    """The `RunContext` a method sees, for a validated plan (its task is built by the caller)."""
+    return RunContext(
+        task=None,
+        task_cfg=plan.task_cfg,
+        model_cfg=plan.model_cfg,
+        hardware=hw,
+        seed=plan.seed,
+        run_dir=run_dir,
+        outputs_dir=outputs,
+        log=logging.getLogger(f"celine.{plan.method.name}"),
+        tracker=tracker,
+        model_name=plan.model.name,
+        _model_builder=lambda cfg, ctx: registry.resolve(plan.model.impl)(cfg, ctx),
+    )
