@@ -19,7 +19,15 @@ def _popen(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [CELINE, *args], env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )  # fmt: skip
+
+
+def _sigint_as_in_a_terminal() -> None:
+    """A shell starts background jobs with SIGINT ignored, and children inherit that (Python then
+    installs no KeyboardInterrupt handler): give the child a terminal's default disposition, so
+    the test does not depend on how the suite itself was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_two_runs_started_at_once_on_a_fresh_store_both_finish(toy_conf, tmp_path):
