@@ -55,6 +55,20 @@ def find_model(size: str, outputs: str) -> str:
     return found[-1]
 
 
+def load_model_and_prompts(args):
+    """The checkpoint path, the cached tiny_llama, its held-out code prompts and the generation limits, from the
+    arguments every lookahead bench script shares (--model/--size/--outputs, --device, --dtype,
+    --prompts, --prompt-tokens, --seed, --max-new)."""
+    from celine.llm.cache import load_trained
+
+    path = args.model or find_model(args.size, args.outputs)
+    model, tok = load_trained(path, device=args.device, dtype=args.dtype)
+    model.eval()
+    prompts = code_prompts(tok, args.prompts, args.prompt_tokens, args.seed)
+    kw = dict(max_new_tokens=args.max_new, eos_token_id=tok.eos_token_id)
+    return path, model, tok, prompts, kw
+
+
 def parse_triples(text: str) -> list[tuple[int, int, int]]:
     return [tuple(int(x) for x in t.split(",")) for t in text.split()]
 
@@ -108,13 +122,7 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/bench/lookahead")
     args = ap.parse_args()
 
-    from celine.llm.cache import load_trained
-
-    path = args.model or find_model(args.size, args.outputs)
-    model, tok = load_trained(path, device=args.device, dtype=args.dtype)
-    model.eval()
-    prompts = code_prompts(tok, args.prompts, args.prompt_tokens, args.seed)
-    kw = dict(max_new_tokens=args.max_new, eos_token_id=tok.eos_token_id)
+    path, model, tok, prompts, kw = load_model_and_prompts(args)
     pad = tok.pad_token_id
     card = (
         torch.cuda.get_device_name()

@@ -27,7 +27,6 @@ import torch
 from celine.experiments.lookahead.baselines import plain_sampling
 from celine.experiments.lookahead.decoding import Sampling, lookahead_generate
 from celine.experiments.lookahead.task import timed
-from celine.experiments.lookahead.workloads import code_prompts
 
 SETTINGS = {"T=1.0": Sampling(1.0), "T=0.7,top_p=0.9": Sampling(0.7, top_p=0.9)}
 
@@ -40,7 +39,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    from bench_decoding import find_model  # the sibling script's model lookup
+    from bench_decoding import load_model_and_prompts  # the sibling script's loader
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="default")
@@ -57,13 +56,7 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/bench/lookahead_sampling")
     args = ap.parse_args()
 
-    from celine.llm.cache import load_trained
-
-    path = args.model or find_model(args.size, args.outputs)
-    model, tok = load_trained(path, device=args.device, dtype=args.dtype)
-    model.eval()
-    prompts = code_prompts(tok, args.prompts, args.prompt_tokens, args.seed)
-    kw = dict(max_new_tokens=args.max_new, eos_token_id=tok.eos_token_id)
+    path, model, tok, prompts, kw = load_model_and_prompts(args)
     configs = [tuple(int(x) for x in t.split(",")) for t in args.configs.split()]
     rows = []
     for label, sampling in SETTINGS.items():
