@@ -94,7 +94,7 @@ def test_layer_error_curves_fall_with_bits_on_the_layers_own_weights():
     heavy = gauss / (torch.randn(64, 128, 3, generator=g) ** 2).mean(-1).sqrt()  # Student-t 3
     for w in (gauss, heavy):
         e = layer_bit_errors(w)
-        assert e[0] > e[1] > e[2] > 0
+        assert e[0] > e[1] > e[2]  # 2, 3, 4 bits: a solver that lost accuracy would break this
     assert layer_bit_errors(heavy) != layer_bit_errors(gauss)
 
 
