@@ -131,31 +131,47 @@ def load_json_trace(root: str, cfg, tokenizer) -> pd.DataFrame:
     """
     base = Path(root).expanduser()
     files = [base] if base.is_file() else sorted([*base.rglob("*.json"), *base.rglob("*.jsonl")])
+
+    def records():
+        for f in files:
+            text = f.read_text()
+            rows = (
+                [json.loads(line) for line in text.splitlines() if line.strip()]
+                if f.suffix == ".jsonl"
+                else json.loads(text)
+            )
+            if isinstance(rows, dict):
+                rows = rows.get("data") or list(rows.values())
+            for row in rows:
+                yield row, str(f)
+
+    return trace_from_records(records(), cfg, tokenizer, root)
+
+
+def gold_trace(cfg, tokenizer) -> pd.DataFrame:
+    """The built-in prompts with their gold chain of thought as the recorded answer
+    (`task.trace=gold`): what a well-trained reasoner answers, without sampling a model."""
+    from celine.experiments.llm_sched.gold_trace import gold_records
+
+    recs = gold_records(cfg.num_prompts, cfg.trace_seed, cfg.few_shot_fraction, cfg.max_shots)
+    return trace_from_records(((r, "task.trace=gold") for r in recs), cfg, tokenizer, "gold")
+
+
+def trace_from_records(records, cfg, tokenizer, source: str) -> pd.DataFrame:
     rows = []
-    for f in files:
-        text = f.read_text()
-        records = (
-            [json.loads(line) for line in text.splitlines() if line.strip()]
-            if f.suffix == ".jsonl"
-            else json.loads(text)
-        )
-        if isinstance(records, dict):
-            records = records.get("data") or list(records.values())
-        for row in records:
-            rec = _record(row, tokenizer, str(f))
-            if rec is None:
-                continue
-            prompt, out_len = rec
-            ids = tokenizer(prompt)["input_ids"][: cfg.max_prompt_tokens]
-            rows.append(dict(prompt=prompt, prompt_len=max(len(ids), 1),
-                             output_len=int(np.clip(out_len, 1, cfg.max_new_tokens)),
-                             steps=0, shots=0))  # fmt: skip
-            if len(rows) >= cfg.num_prompts:
-                break
+    for row, where in records:
+        rec = _record(row, tokenizer, where)
+        if rec is None:
+            continue
+        prompt, out_len = rec
+        ids = tokenizer(prompt)["input_ids"][: cfg.max_prompt_tokens]
+        rows.append(dict(prompt=prompt, prompt_len=max(len(ids), 1),
+                         output_len=int(np.clip(out_len, 1, cfg.max_new_tokens)),
+                         steps=int(row.get("steps", 0)), shots=0))  # fmt: skip
         if len(rows) >= cfg.num_prompts:
             break
     if len(rows) < 20:
-        raise ConfigError("task.data_root", root, f"found {len(rows)} usable records; need >= 20")
+        raise ConfigError("task.data_root", source, f"found {len(rows)} usable records; need >= 20")
     return pd.DataFrame(rows)
 
 

@@ -94,8 +94,10 @@ def fit_engine_latency(iterations: pd.DataFrame) -> LatencyModel:
 
 
 def calibration_key(task, engine) -> str:
-    settings = dict(v=2, host=platform.node(), machine=platform.machine(),
-                    model=str(Path(task.lm.path).name), seqs=engine.max_num_seqs,
+    cfg = task.cfg
+    settings = dict(v=3, host=platform.node(), machine=platform.machine(),
+                    model=str(Path(task.lm.path).name), trace=cfg.trace, data=cfg.data_root,
+                    prompts=cfg.num_prompts, trace_seed=cfg.trace_seed, seqs=engine.max_num_seqs,
                     tokens=engine.max_num_batched_tokens, len=engine.max_model_len,
                     n=task.cfg.engine.capacity_requests, dtype=engine.dtype,
                     threads=engine.omp_threads, seed=task.cfg.sim_seed)  # fmt: skip
@@ -157,6 +159,32 @@ def serve_interleaved(runs, workloads, info, cfg, engine, prompts, replicates, l
     return mean, every
 
 
+def paired_over_replicates(every: pd.DataFrame, baseline: str = "ltr",
+                           metric: str = "mean_latency_per_token") -> pd.DataFrame:
+    """Each scheduler against `baseline` on the engine, paired by replicate (the same arrivals
+    served in the same round, so a load swing on the machine hits both): the geometric-mean
+    ratio X / baseline with its 95% interval and the paired t-test's p on the log ratios. The
+    replicate is the unit: requests within one replay share the engine's queue and are not
+    independent."""
+    from celine.stats import paired
+
+    rows = []
+    for wname, g in every.groupby("workload", sort=False):
+        by = g.pivot_table(index="replicate", columns="scheduler", values=metric)
+        if baseline not in by:
+            continue
+        base = np.log(by[baseline])
+        for name in by.columns:
+            if name == baseline:
+                continue
+            pr = paired(np.log(by[name]).to_dict(), base.to_dict())
+            rows.append(dict(workload=wname, scheduler=name, baseline=baseline, n=pr.n,
+                             ratio=float(np.exp(pr.diff)), low=float(np.exp(pr.low)),
+                             high=float(np.exp(pr.high)), p=pr.p, p_perm=pr.p_perm,
+                             per_replicate=" ".join(f"{v:.2f}" for v in by[name] / by[baseline])))
+    return pd.DataFrame(rows)
+
+
 def engine_vs_sim(engine_table: pd.DataFrame, sim_table: pd.DataFrame) -> pd.DataFrame:
     """Per workload and scheduler: mean latency per token on both, the simulator's error, and
     per workload whether both order the schedulers alike (Kendall tau of the two orders)."""
@@ -178,6 +206,7 @@ def engine_vs_sim(engine_table: pd.DataFrame, sim_table: pd.DataFrame) -> pd.Dat
 
 
 __all__ = [
-    "ENGINE_SCHEDULERS", "calibrate", "engine_vs_sim", "fit_engine_latency", "replay",
+    "ENGINE_SCHEDULERS", "calibrate", "engine_vs_sim", "fit_engine_latency",
+    "paired_over_replicates", "replay",
     "replay_plan", "sim_settings", "summarize", "heldout_prompts",
 ]  # fmt: skip

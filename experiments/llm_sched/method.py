@@ -100,6 +100,22 @@ def check_engine_supports(task, names) -> None:
             raise ConfigError("method", name, "engine=vllm runs " + ", ".join(ENGINE_SCHEDULERS))
 
 
+def engine_paired(ctx: RunContext, every: pd.DataFrame, metrics: dict) -> pd.DataFrame:
+    """X / ltr on the engine per load, paired by replicate; logged and kept as a table."""
+    from celine.experiments.llm_sched.engine import paired_over_replicates
+
+    pairs = paired_over_replicates(every)
+    for r in pairs.itertuples():
+        key = f"engine_paired/{r.workload}/{r.scheduler}_over_ltr"
+        metrics[key], metrics[key + "_low"], metrics[key + "_high"] = r.ratio, r.low, r.high
+        metrics[key + "_p"] = r.p
+    if len(pairs):
+        ctx.log.info("engine: each scheduler / ltr, paired over %d replicates (geometric mean, "
+                     "95%% CI, paired t-test on log ratios):\n%s", int(pairs["n"].max()),
+                     pairs.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return pairs
+
+
 def sim_twin(ctx: RunContext, runs, engine_table, metrics) -> dict[str, pd.DataFrame]:
     """Replay the engine's workloads in the simulator (latency model calibrated on the engine's
     steps, the engine's settings) and compare: the simulator's error per scheduler and whether
@@ -212,6 +228,8 @@ class LTR(_Scheduling):
                     task.cfg.engine.replicates, ctx.log,
                 )  # fmt: skip
                 tables = [table[table["scheduler"] == "ltr"]]
+                result_tables["engine_paired"] = engine_paired(
+                    ctx, result_tables["serving_replicates"], metrics)
                 result_tables.update(sim_twin(ctx, runs, table, metrics))
                 sim = result_tables["serving_sim"]
                 for k, v in _ratios(sim).items():

@@ -71,6 +71,8 @@ class LLMSchedTask:
         cfg = self.cfg
         if cfg.data_root:
             df = data.load_json_trace(cfg.data_root, cfg, self.lm.tokenizer)
+        elif cfg.trace == "gold":
+            df = data.gold_trace(cfg, self.lm.tokenizer)
         else:
             df = data.load_or_generate(cfg, self.lm, self.cache_dir, self.ctx.log)
         df = data.split(df, cfg.test_fraction, cfg.trace_seed)
