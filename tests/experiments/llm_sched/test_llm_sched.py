@@ -92,3 +92,27 @@ def test_bad_config_is_refused_early(outputs_env, model_dir, tmp_path):
         run_in_process([*FAST, *model_dir, "task.kv_capacity_tokens=100"], tmp_path / "bad")
     with pytest.raises(ConfigError, match="method.compare"):
         run_in_process([*FAST, *model_dir, "method.compare=[nope]"], tmp_path / "bad2")
+    with pytest.raises(ConfigError, match="task.trace"):
+        run_in_process([*FAST, *model_dir, "task.trace=nope"], tmp_path / "bad3")
+
+
+def test_gold_trace_lengths_follow_the_question_not_the_prompt():
+    """task.trace=gold: each output length is its gold chain's tokens (+ EOS), capped; the
+    question's number of steps decides it while few-shot examples make the prompt length a
+    weak predictor: the property every scheduler comparison on this trace relies on."""
+    from scipy.stats import spearmanr
+
+    from celine.experiments.llm_sched.config import LLMSchedTaskConfig
+    from celine.experiments.llm_sched.data import gold_trace
+    from celine.experiments.llm_sched.gold_trace import gold_records
+    from celine.llm.tiny_llama import tiny_test_model
+
+    _, tok = tiny_test_model()
+    cfg = LLMSchedTaskConfig(trace="gold", num_prompts=200, max_new_tokens=128)
+    df = gold_trace(cfg, tok)
+    recs = list(gold_records(200, cfg.trace_seed, cfg.few_shot_fraction, cfg.max_shots))
+    want = [min(len(tok(r["output"])["input_ids"]) + 1, 128) for r in recs]
+    assert df["output_len"].tolist() == want
+    assert spearmanr(df["steps"], df["output_len"]).statistic > 0.8
+    assert abs(spearmanr(df["prompt_len"], df["output_len"]).statistic) < 0.5
+    assert gold_trace(cfg, tok).equals(df)  # deterministic
