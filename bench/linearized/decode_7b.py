@@ -37,7 +37,8 @@ class LinearDecodeAttention(nn.Module):
     """Decode-only stand-in for a LlamaAttention: the same projections and RoPE, then the fused
     augmented-linear step on this layer's fixed-size state at the shared position `pos`."""
 
-    def __init__(self, attn, pos: torch.Tensor, batch: int, chunk=64, kernel=63, alpha=0.5):
+    def __init__(self, attn, pos: torch.Tensor, batch: int, chunk=64, kernel=63, alpha=0.5,
+                 random_state: bool = True):  # fmt: skip
         super().__init__()
         cfg = attn.config
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
@@ -53,8 +54,9 @@ class LinearDecodeAttention(nn.Module):
         self.pos = pos
         self.state = LinearDecodeState.empty(batch, self.heads, self.head_dim, chunk, self.half,
                                              w.dtype, w.device)  # fmt: skip
-        for t in (self.state.S, self.state.k, self.state.v, self.state.ring):
-            t.normal_(0, 0.05)
+        if random_state:  # latency runs: a state as if `pos` tokens had been decoded
+            for t in (self.state.S, self.state.k, self.state.v, self.state.ring):
+                t.normal_(0, 0.05)
 
     def forward(self, hidden_states, position_embeddings=None, **kwargs):
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
