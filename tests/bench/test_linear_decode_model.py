@@ -1,7 +1,7 @@
 """The 7B bench's decode path for the augmented linear attention (`bench/linearized/decode_7b.py`:
 projections + RoPE + the fused Triton step per layer, position from a device tensor) decodes the
 same logits, token by token, as the room's linearized model computes over the whole sequence
-(chunked form), on a tiny Llama across two chunk folds. TRITON_INTERPRET=1 on the CPU."""
+(chunked form), on a tiny Llama across a chunk fold (C = 16, 21 tokens). TRITON_INTERPRET=1 on the CPU."""
 
 import copy
 import sys
@@ -29,7 +29,7 @@ def test_bench_decode_step_equals_room_chunked_forward():
     with torch.no_grad():
         for layer in room.model.layers:
             layer.self_attn.conv_weight.copy_(torch.randn(4, 7, generator=g) * 0.3)
-    ids = torch.randint(0, 50, (1, 37), generator=g).to(device)
+    ids = torch.randint(0, 50, (1, 21), generator=g).to(device)
     with torch.no_grad():
         want = room(ids).logits[0]
     pos = torch.zeros((), dtype=torch.int64, device=device)
