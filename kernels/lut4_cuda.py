@@ -36,10 +36,22 @@ from celine.kernels.gemv_checks import check_gemv_inputs, require
 CUDA_SRC = r"""
 #include <torch/extension.h>
 #include <cuda_fp16.h>
+#include <cuda_bf16.h>
 #include <ATen/cuda/CUDAContext.h>
 
 #define ALPHA_SMEM 1024  // floats of scales per block (row groups x planes x 8-column blocks)
 #define TILE 512         // rows per tile: 128 threads x 4 rows
+
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ unsigned pack2(float a, float b, __half) {
+  const __half2 h = __floats2half2_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
+__device__ __forceinline__ unsigned pack2(float a, float b, __nv_bfloat16) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  return *reinterpret_cast<const unsigned*>(&h);
+}
 
 __device__ __forceinline__ float decode_apot(int code) {
   float v = 0.f;
@@ -58,13 +70,14 @@ __device__ __forceinline__ float decode_apot(int code) {
 // The Q x WORDS plane words of 4 consecutive rows, or zeros past the edges.
 template <int Q, int WORDS>
 __device__ __forceinline__ void load_tile(int4 (&dst)[Q][WORDS], const int* __restrict__ planes,
-                                          int KW, int N, int w0, int row, bool ok) {
+                                          int KW, int N, int w0, int row, bool ok, bool stream) {
   #pragma unroll
   for (int b = 0; b < Q; ++b) {
     #pragma unroll
     for (int j = 0; j < WORDS; ++j)
       dst[b][j] = ok && row < N && w0 + j < KW
-          ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
+          ? (stream ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
+                    : __ldg(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row)))
           : make_int4(0, 0, 0, 0);
   }
 }
@@ -75,11 +88,11 @@ __device__ __forceinline__ void load_tile(int4 (&dst)[Q][WORDS], const int* __re
 // shared memory and are applied once per (plane, 8-column block) as one FMA. Each thread owns 4
 // consecutive rows (one 16-byte load per plane and word). Split-K partials go out as one 16-byte
 // fp32 atomic per thread into a workspace that `finish_kernel` reads and leaves zeroed.
-template <int Q, int WORDS, int MINB>
+template <typename XT, int Q, int WORDS, int MINB>
 __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
-    const __half* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
+    const XT* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
     float* __restrict__ partial, int N, int KW, int NG, int row_group, int col_group,
-    int row_iters) {
+    int row_iters, int M) {
   __shared__ float T[WORDS * 128];  // [4-column group][key]
   __shared__ float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
   // Launched as a programmatic dependent: the block may be resident before the previous kernel
@@ -87,18 +100,21 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
   // this call's finish_kernel launch, so that kernel's launch overlaps this one's work.
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
-  const int m = blockIdx.z, w0 = blockIdx.y * WORDS, K = KW * 32;
-  const int n0 = blockIdx.x * TILE * row_iters;
+  // The M input rows of one weight tile are adjacent blocks (blockIdx.x = tile * M + m), so for
+  // M > 1 the tile is read from HBM once and from L2 by the other rows (no streaming hint then).
+  const int m = blockIdx.x % M, w0 = blockIdx.y * WORDS, K = KW * 32;
+  const int n0 = (blockIdx.x / M) * TILE * row_iters;
+  const bool stream = M == 1;
   int row = n0 + 4 * threadIdx.x;
   int4 cur[Q][WORDS];
-  load_tile<Q, WORDS>(cur, planes, KW, N, w0, row, true);
+  load_tile<Q, WORDS>(cur, planes, KW, N, w0, row, true, stream);
   for (int e = threadIdx.x; e < WORDS * 128; e += blockDim.x) {
     const int key = e & 15, col = (w0 * 8 + (e >> 4)) * 4;
     float s = 0.f;
     if (col < K) {
-      const __half* xc = x + (size_t)m * K + col;
+      const XT* xc = x + (size_t)m * K + col;
       #pragma unroll
-      for (int t = 0; t < 4; ++t) s += ((key >> t) & 1) ? __half2float(xc[t]) : -__half2float(xc[t]);
+      for (int t = 0; t < 4; ++t) s += ((key >> t) & 1) ? to_f(xc[t]) : -to_f(xc[t]);
     }
     T[e] = s;
   }
@@ -112,7 +128,7 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
   __syncthreads();
   for (int it = 0; it < row_iters; ++it, row += TILE) {
     int4 nxt[Q][WORDS];
-    load_tile<Q, WORDS>(nxt, planes, KW, N, w0, row + TILE, it + 1 < row_iters);
+    load_tile<Q, WORDS>(nxt, planes, KW, N, w0, row + TILE, it + 1 < row_iters, stream);
     if (row < N) {
       const float* a = alpha + (row / row_group - ng0) * Q * WORDS * 4;
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
@@ -153,7 +169,8 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
 // The split-K sums -> y in fp16, the workspace left at zero for the next call. Launched as a
 // programmatic dependent of the GEMV kernel (so its blocks are resident and waiting when the GEMV
 // ends); it lets the next kernel launch at once, which waits in turn (the next GEMV does).
-__global__ void finish_kernel(float* __restrict__ partial, __half* __restrict__ y, int total) {
+template <typename T>
+__global__ void finish_kernel(float* __restrict__ partial, T* __restrict__ y, int total) {
   asm volatile("griddepcontrol.launch_dependents;");
   asm volatile("griddepcontrol.wait;" ::: "memory");
   const int i = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
@@ -161,10 +178,9 @@ __global__ void finish_kernel(float* __restrict__ partial, __half* __restrict__ 
   float4* p = reinterpret_cast<float4*>(partial + i);
   const float4 s = *p;
   *p = make_float4(0.f, 0.f, 0.f, 0.f);
-  const __half2 h01 = __floats2half2_rn(s.x, s.y), h23 = __floats2half2_rn(s.z, s.w);
   uint2 out;
-  out.x = *reinterpret_cast<const unsigned*>(&h01);
-  out.y = *reinterpret_cast<const unsigned*>(&h23);
+  out.x = pack2(s.x, s.y, T());
+  out.y = pack2(s.z, s.w, T());
   *reinterpret_cast<uint2*>(y + i) = out;
 }
 
@@ -181,17 +197,21 @@ void lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, 
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3((N + TILE * row_iters - 1) / (TILE * row_iters), (KW + words - 1) / words, M);
+  cfg.gridDim = dim3(M * ((N + TILE * row_iters - 1) / (TILE * row_iters)), (KW + words - 1) / words, 1);
   cfg.blockDim = dim3(128);
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  const __half* xp = reinterpret_cast<const __half*>(x.data_ptr<at::Half>());
+  const bool bf = x.scalar_type() == at::kBFloat16;
+  const void* xv = x.data_ptr();
   const int *pp = planes.data_ptr<int>(), *cp = codes.data_ptr<int>();
   float* wp = partial.data_ptr<float>();
   const int rg = row_group, cg = col_group, ri = row_iters;
-#define LAUNCH(QQ, WW, MB) C10_CUDA_CHECK(cudaLaunchKernelEx(                                    \
-      &cfg, lut4_gemv_kernel<QQ, WW, MB>, xp, pp, cp, wp, N, KW, NG, rg, cg, ri))
+#define LAUNCH(QQ, WW, MB) do { if (bf) C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg,                   \
+      lut4_gemv_kernel<__nv_bfloat16, QQ, WW, MB>, (const __nv_bfloat16*)xv, pp, cp, wp, N, KW, NG, \
+      rg, cg, ri, M));                                                                          \
+  else C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, lut4_gemv_kernel<__half, QQ, WW, MB>,             \
+      (const __half*)xv, pp, cp, wp, N, KW, NG, rg, cg, ri, M)); } while (0)
 #define LAUNCH_W(QQ, MB) do { if (words == 1) LAUNCH(QQ, 1, MB); else if (words == 2) LAUNCH(QQ, 2, MB); \
   else TORCH_CHECK(false, "words must be 1 or 2"); } while (0)
 #define LAUNCH_M(QQ) do { if (min_blocks >= 8) LAUNCH_W(QQ, 8); else if (min_blocks >= 6) LAUNCH_W(QQ, 6); \
@@ -204,8 +224,12 @@ void lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, 
 #undef LAUNCH
   cfg.gridDim = dim3((M * N / 4 + 255) / 256);
   cfg.blockDim = dim3(256);
-  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, finish_kernel, partial.data_ptr<float>(),
-                                    reinterpret_cast<__half*>(y.data_ptr<at::Half>()), M * N));
+  if (bf)
+    C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, finish_kernel<__nv_bfloat16>, partial.data_ptr<float>(),
+                                      reinterpret_cast<__nv_bfloat16*>(y.data_ptr()), M * N));
+  else
+    C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, finish_kernel<__half>, partial.data_ptr<float>(),
+                                      reinterpret_cast<__half*>(y.data_ptr()), M * N));
 }
 """
 
@@ -223,7 +247,7 @@ def _module():
     from torch.utils.cpp_extension import load_inline
 
     return load_inline(
-        name="celine_lut4_gemv_v4",
+        name="celine_lut4_gemv_v5",
         cpp_sources=CPP_SRC,
         cuda_sources=CUDA_SRC,
         functions=["lut4_gemv_cuda"],
@@ -283,26 +307,40 @@ def lut4_gemv_cuda(
     row_iters: int = 4,  # 512-row tiles a block walks
     words: int = 1,  # int32 words (32 columns each) of K per block: 1 or 2
 ) -> torch.Tensor:
-    """`y = x @ W.T` for `x [M, K]` (used as fp16) on a CUDA device -> `[M, N]` in x's dtype.
+    """`y = x @ W.T` for `x [M, K]` (fp16 or bf16 read as is, fp32 used as fp16) on a CUDA
+    device -> `[M, N]` in x's dtype.
 
     Any row grouping whose scales for one block (`row_iters` tiles of 512 rows) fit in shared
     memory; the knobs are benchmarked in bench/shiftadd/lut4_bench.py. Calls that share a shape
     share a workspace, so run them on one stream."""
-    m, n = check_lut4_cuda_inputs(
+    if not torch.compiler.is_compiling():  # checked on the eager calls before any trace
+        check_lut4_cuda_inputs(x, planes, codes, col_group, row_group, min_blocks, row_iters, words)
+        require(x.is_cuda, "lut4_gemv_cuda", f"runs on CUDA tensors only, got {x.device}")
+    return torch.ops.celine.lut4_gemv_cuda(
         x, planes, codes, col_group, row_group, min_blocks, row_iters, words
     )
-    require(x.is_cuda, "lut4_gemv_cuda", f"runs on CUDA tensors only, got {x.device}")
-    y = torch.empty(m, n, dtype=torch.float16, device=x.device)
+
+
+# A custom op, so that torch.compile treats the launch as one opaque node (its fake kernel gives
+# the output's shape) and CUDA-graph capture records the two launches: the op allocates only its
+# output, and the split-K workspace is created by the first (eager) call and left zeroed by every
+# call, so replays need no host work.
+@torch.library.custom_op("celine::lut4_gemv_cuda", mutates_args=())
+def _lut4_gemv_op(
+    x: torch.Tensor, planes: torch.Tensor, codes: torch.Tensor, col_group: int, row_group: int,
+    min_blocks: int, row_iters: int, words: int,
+) -> torch.Tensor:  # fmt: skip
+    m, n = x.shape[0], planes.shape[2]
+    # fp16 and bf16 inputs are read as they are (no conversion launch); fp32 goes through fp16
+    xin = x.contiguous() if x.dtype in (torch.float16, torch.bfloat16) else x.half().contiguous()
+    y = torch.empty(m, n, dtype=xin.dtype, device=x.device)
     _module().lut4_gemv_cuda(
-        x.half().contiguous(),
-        planes.contiguous(),
-        codes.contiguous(),
-        y,
-        _workspace(x.device, m, n),
-        col_group,
-        row_group,
-        min_blocks,
-        row_iters,
-        words,
-    )
-    return y.to(x.dtype)
+        xin, planes.contiguous(), codes.contiguous(), y, _workspace(x.device, m, n),
+        col_group, row_group, min_blocks, row_iters, words,
+    )  # fmt: skip
+    return y if y.dtype == x.dtype else y.to(x.dtype)
+
+
+@_lut4_gemv_op.register_fake
+def _(x, planes, codes, col_group, row_group, min_blocks, row_iters, words):
+    return x.new_empty(x.shape[0], planes.shape[2])

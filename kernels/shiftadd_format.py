@@ -25,7 +25,7 @@ def pack_planes(signs: torch.Tensor) -> torch.Tensor:
     if k % 32:
         raise ValueError(f"in_features K={k} must be a multiple of 32 to pack binary planes")
     bits = (signs > 0).to(torch.int64).reshape(q, n, k // 32, 32)
-    words = (bits << torch.arange(32, dtype=torch.int64)).sum(-1)
+    words = (bits << torch.arange(32, dtype=torch.int64, device=signs.device)).sum(-1)
     words = torch.where(words >= 2**31, words - 2**32, words)  # two's complement int32
     return words.to(torch.int32).transpose(1, 2).contiguous()
 

@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=0,
                     help="skip the remaining (costliest) configs once this many seconds have "
                          "passed, so that the closing greedy timings still run")  # fmt: skip
+    ap.add_argument("--require-exact", action="store_true",
+                    help="exit 3 unless every lookahead output equals greedy's (fp32 headline)")
     ap.add_argument("--out", default="outputs/bench/lookahead")
     args = ap.parse_args()
 
@@ -277,6 +279,14 @@ def main() -> None:
         fig = sweep_plot(sweep.rename(columns={"N": "level", "W": "window"}),
                          f"lookahead on {card} ({args.dtype})")  # fmt: skip
         fig.savefig(out_dir / "lookahead_sweep.png", dpi=120, bbox_inches="tight")
+    inexact = table[table.method.isin(["lookahead", "greedy_loop"]) & (table.exact_match < 1.0)]
+    verdict = ("EXACT: every lookahead output equals greedy generate's" if inexact.empty else
+               f"NOT EXACT: {len(inexact)} decoder(s) differ from greedy: "
+               + ", ".join(f"{r.method} N={r.N} W={r.W} G={r.G} ({r.exact_match:.2f})"
+                           for r in inexact.itertuples()))  # fmt: skip
+    print(verdict, flush=True)
+    if args.require_exact and not inexact.empty:
+        sys.exit(3)
 
 
 def _profile(model, prompts, decoder, nwg, kw, path: Path) -> None:

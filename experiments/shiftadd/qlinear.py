@@ -163,7 +163,15 @@ class ShiftAddLinear(nn.Module):
         pad = self.padded_in_features - self.in_features
         if pad:
             x2d = F.pad(x2d, (0, pad))
-        fn = self._kernel_for(x2d)
+        # resolved once per device kind, so torch.compile traces straight into the kernel call
+        # (the custom op) instead of the selection logic and its warnings
+        key = (x2d.device.type, self.kernel)
+        cached = getattr(self, "_resolved", None)
+        if cached is None or cached[0] != key:
+            self._resolved = cached = (key, self._kernel_for(x2d))
+            if self.kernel != key[1]:  # _kernel_for fell back (CUDA kernel refused the shape)
+                self._resolved = cached = ((x2d.device.type, self.kernel), cached[1])
+        fn = cached[1]
         return fn(x2d, self.planes, self.codes, self.col_group, self.row_group).to(x2d.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
