@@ -153,6 +153,33 @@ def _is_number(value) -> bool:
     return True
 
 
+def bootstrap(
+    *samples: Sequence[float], statistic, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """`statistic(*samples)` and its 95% percentile bootstrap interval, resampling the rows of
+    the samples jointly (paired: row i of every sample is one unit, e.g. one problem). For
+    intervals over problems rather than over seeds: the seeds of a replay share the problems,
+    so their spread says nothing about how the result generalises to other problems."""
+    arrays = [np.asarray(list(x), dtype=float) for x in samples]
+    n = len(arrays[0])
+    if n == 0 or any(len(a) != n for a in arrays):
+        raise ValueError(
+            f"bootstrap: samples need one equal, non-zero length, got {[len(a) for a in arrays]}"
+        )
+    point = float(statistic(*arrays))
+    if n < 2:
+        return point, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    stats_ = np.array([statistic(*(a[i] for a in arrays)) for i in idx], dtype=float)
+    stats_ = stats_[np.isfinite(stats_)]
+    if len(stats_) == 0:
+        return point, math.nan, math.nan
+    alpha = (1.0 - CONFIDENCE) / 2
+    low, high = np.quantile(stats_, [alpha, 1.0 - alpha])
+    return point, float(low), float(high)
+
+
 def fmt_value(mean: float, low: float, high: float, digits: int = 3) -> str:
     """`0.873 [0.851, 0.895]`; an undefined interval prints as `[n/a]`, never as a zero width."""
     if math.isnan(mean):

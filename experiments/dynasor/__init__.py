@@ -111,3 +111,9 @@ register_model(
     description="tiny_reasoner trained on long chains (a check re-derives the answer): "
     "Dynasor-CoT's self-doubt",
 )
+register_model(
+    "dynasor_reasoner",
+    impl=f"{_ROOM}.fast_reasoner:dynasor_reasoner",
+    config=f"{_ROOM}.config:DynasorReasonerConfig",
+    description="the dynasor room's default: a narrower tiny_reasoner that trains in minutes",
+)

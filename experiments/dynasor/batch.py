@@ -171,6 +171,90 @@ def savings_at_equal_accuracy(curve: Sequence[Outcome], baseline: Sequence[Outco
     return 1.0 - min(p.tokens for p in reach) / best.tokens
 
 
+def per_problem(runs: Sequence[Sequence]) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, tokens) per problem, averaged over the replay seeds of `runs` (seed -> programs
+    in problem order): the unit that problem-level intervals resample."""
+    correct = np.mean([[float(g.correct) for g in seed] for seed in runs], axis=0)
+    tokens = np.mean([[float(sum(g.tokens)) for g in seed] for seed in runs], axis=0)
+    return correct, tokens
+
+
+@dataclass
+class Comparison:
+    """A method against its baseline on the same problems and chains, with 95% bootstrap
+    intervals over problems (paired), and whether a "savings at equal accuracy" claim is
+    allowed at all."""
+
+    accuracy: float
+    baseline_accuracy: float
+    baseline_accuracy_low: float
+    gap: float  # accuracy - baseline accuracy
+    gap_low: float
+    gap_high: float
+    savings: float  # 1 - tokens / baseline tokens
+    savings_low: float
+    savings_high: float
+    refused: str  # why no "savings at equal accuracy" claim is made ('' when it is allowed)
+
+    def metrics(self, prefix: str = "test") -> dict[str, float]:
+        out = {
+            f"{prefix}/accuracy_gap": self.gap,
+            f"{prefix}/accuracy_gap_low": self.gap_low,
+            f"{prefix}/accuracy_gap_high": self.gap_high,
+            f"{prefix}/claim_refused": float(bool(self.refused)),
+        }
+        if not self.refused:
+            out.update(
+                {
+                    f"{prefix}/token_savings": self.savings,
+                    f"{prefix}/token_savings_low": self.savings_low,
+                    f"{prefix}/token_savings_high": self.savings_high,
+                }
+            )
+        return out
+
+
+def compare(
+    correct,
+    tokens,
+    base_correct,
+    base_tokens,
+    min_baseline_accuracy: float,
+    seed: int = 0,
+) -> Comparison:
+    """Paired comparison over problems. The claim is refused when the baseline solves (almost)
+    nothing: with a baseline near zero accuracy, any policy that stops early "keeps" it, and a
+    large saving at equal accuracy says nothing about the method (issue 24: an untrained model
+    calibrated tau=0 and reported big savings within one s.e.)."""
+    from celine import stats
+
+    c, t = np.asarray(correct, float), np.asarray(tokens, float)
+    bc, bt = np.asarray(base_correct, float), np.asarray(base_tokens, float)
+    acc, base_acc = float(c.mean()), float(bc.mean())
+    _, base_low, _ = stats.bootstrap(bc, statistic=np.mean, seed=seed)
+    gap, gap_low, gap_high = stats.bootstrap(
+        c, bc, statistic=lambda a, b: float(np.mean(a - b)), seed=seed
+    )
+    sav, sav_low, sav_high = stats.bootstrap(
+        t, bt, statistic=lambda a, b: 1.0 - float(a.sum()) / max(float(b.sum()), 1e-12), seed=seed
+    )
+    refused = ""
+    if base_acc < min_baseline_accuracy:
+        refused = (
+            f"baseline accuracy {base_acc:.3f} is below min_baseline_accuracy="
+            f"{min_baseline_accuracy}: the model solves (almost) nothing, so keeping its accuracy "
+            "while stopping early is no evidence; no savings-at-equal-accuracy claim"
+        )
+    elif not base_low > 0.0:
+        refused = (
+            f"baseline accuracy {base_acc:.3f} has a 95% interval reaching 0 over "
+            f"{len(bc)} problems; no savings-at-equal-accuracy claim"
+        )
+    return Comparison(
+        acc, base_acc, base_low, gap, gap_low, gap_high, sav, sav_low, sav_high, refused
+    )
+
+
 def curve_frame(points: Sequence[Outcome], label: str | None = None) -> pd.DataFrame:
     frame = pd.DataFrame([p.row() for p in points])
     if label:

@@ -22,7 +22,17 @@ EFFORT_LEVELS = {
     "high": (2, 64),
     "crazy": (2, 32),
 }
-SCHEDULERS = ("dynasor", "fcfs", "gang_fifo", "gang_sjf")  # gang_sjf: ablation, no certaindex
+# the online ablation ladder (each adds one mechanism to the one before; online.py);
+# gang_sjf (Dynasor's scheduler without certaindex) is available, not run by default
+SCHEDULERS = (
+    "fcfs",
+    "gang_fifo",
+    "certaindex_fcfs",
+    "certaindex_gang",
+    "dynasor",
+    "gang_sjf",
+)
+ABLATION_LADDER = SCHEDULERS[:5]
 
 
 @dataclass
@@ -77,6 +87,9 @@ class CertaindexConfig:
     reward_model: str | None = None  # a local sequence-classification checkpoint; None: the
     # reasoner's own length-normalised likelihood of the chain
     calibrate: bool = True  # profiler-guided: pick the most aggressive lossless tau
+    # below this baseline accuracy no "savings at equal accuracy" is claimed (an untrained
+    # model keeps its ~0 accuracy with any early stop); our choice, the paper has none
+    min_baseline_accuracy: float = 0.1
     calibration_grid: list[float] = field(
         default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
     )
@@ -134,6 +147,9 @@ class CertaindexTreeConfig(TreeSearchSettings):
     reward_aggregate: str = "max"  # Rebase: the max reward over terminal paths
     reward_model: str | None = None  # None: the reasoner's own length-normalised likelihood
     calibrate: bool = True
+    # below this baseline accuracy no "savings at equal accuracy" is claimed (an untrained
+    # model keeps its ~0 accuracy with any early stop); our choice, the paper has none
+    min_baseline_accuracy: float = 0.1
     calibration_grid: list[float] = field(
         default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
     )
@@ -182,11 +198,17 @@ class DynasorCotConfig:
     # multiple of it (reference harness: 32)
     grid_intervals: list[int] = field(default_factory=lambda: [8, 16, 24, 32])
     grid_consistent: list[int] = field(default_factory=lambda: [2, 3, 4])
+    # choose (probe_interval, n_consistent) on the grid over calibration-split chains (largest
+    # net saving with no accuracy loss), report it on the test split; false: the values above
+    calibrate: bool = True
+    min_baseline_accuracy: float = 0.1  # below it no savings claim (see CertaindexConfig)
 
     def __post_init__(self) -> None:
+        in_range("method.min_baseline_accuracy", self.min_baseline_accuracy, 0.0, 1.0)
         if self.effort is not None:
             one_of("method.effort", self.effort, EFFORT_LEVELS)
             self.n_consistent, self.probe_interval = EFFORT_LEVELS[self.effort]
+            self.calibrate = False  # a named preset is used as it is
         in_range("method.trace_step", self.trace_step, 1)
         in_range("method.probe_interval", self.probe_interval, self.trace_step)
         if self.probe_interval % self.trace_step:
@@ -229,6 +251,7 @@ class DynasorCotSyntheticConfig:
     grid_intervals: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 320])
     grid_consistent: list[int] = field(default_factory=lambda: [2, 3, 5, 8, 10])
     budget_step: int = 1024  # truncation baselines at 1024..max_tokens
+    min_baseline_accuracy: float = 0.1
 
     def __post_init__(self) -> None:
         in_range("method.trace_step", self.trace_step, 1)
@@ -270,7 +293,7 @@ class TruncationConfig:
 @dataclass
 class DynasorOnlineConfig:
     name: str = "dynasor_online"
-    schedulers: list[str] = field(default_factory=lambda: list(SCHEDULERS))
+    schedulers: list[str] = field(default_factory=lambda: list(ABLATION_LADDER))
     detect_at: int = 3
     cap: int = 8  # paper: SC cap 20 for the rate sweeps
     entropy_threshold: float = 0.7  # replaced by the calibrated tau when calibrate is true
@@ -340,6 +363,7 @@ class LongReasonerConfig:
 
 def _check_certaindex(cfg) -> None:
     """The certaindex settings the SC and tree-search Dynasor methods share."""
+    in_range("method.min_baseline_accuracy", cfg.min_baseline_accuracy, 0.0, 1.0)
     if cfg.entropy_threshold is None and cfg.reward_threshold is None:
         raise ConfigError("method.entropy_threshold", None, "set at least one certaindex threshold")
     for key in ("entropy_threshold", "reward_threshold"):
@@ -354,3 +378,42 @@ def _check_certaindex(cfg) -> None:
 
 def _check_program(program: str) -> None:
     one_of("method.program", program, PROGRAMS)
+
+
+@dataclass
+class DynasorReasonerConfig:
+    """`dynasor_reasoner` (`fast_reasoner.py`): tiny_reasoner's corpus and training loop with a
+    narrower architecture and a shorter recipe, so that a first run trains it in minutes."""
+
+    name: str = "dynasor_reasoner"
+    corpus: str = "reasoning"  # the generated problems (fixed: task.problems reads it)
+    seed: int = 0
+    hidden: int = 128  # tiny_reasoner: 192
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate: int = 352  # tiny_reasoner: 512
+    steps: int = 1500  # tiny_reasoner: 2000
+    batch_size: int = 8
+    seq_len: int = 256
+    lr: float = 3e-3  # tiny_reasoner: 2e-3
+    warmup: int = 60
+    # training wall time, for the log line up front (measured, see the README)
+    est_minutes_idle: float = 6.0
+    est_minutes_loaded: float = 12.0
+    cache_dir: str | None = None  # None: <outputs>/models
+
+    def __post_init__(self) -> None:
+        one_of("model.corpus", self.corpus, ("reasoning",))
+        for key in ("hidden", "layers", "heads", "kv_heads", "intermediate", "steps",
+                    "batch_size", "seq_len", "warmup"):  # fmt: skip
+            in_range(f"model.{key}", getattr(self, key), 1)
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise ConfigError(
+                "model.heads",
+                self.heads,
+                f"a divisor of model.hidden={self.hidden} and a multiple of model.kv_heads",
+            )
+        in_range("model.seq_len", self.seq_len, 1, 512)  # the default preset's positions
+        if not self.lr > 0:
+            raise ConfigError("model.lr", self.lr, "a learning rate above 0")

@@ -5,7 +5,9 @@ answer-forcing suffix after each chunk, discard the probe tokens, and exit once 
 The curves are made as the reference harness makes them (TokenDeprivation): record, for every
 chain, a probe every `trace_step` tokens once, then replay any (interval, n_consistent) offline.
 A probe at position t sees exactly the first t tokens of the chain, so the replay is what the
-online loop would do; probe tokens are counted apart, as in the reference notebook.
+online loop would do. Probe work is counted two ways (issue 24: the savings must be net of it):
+with prefix reuse (the engine keeps the chain's KV cache, a probe costs its suffix and its
+generated tokens) and without (every probe re-reads the prompt and the chain so far).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class ChainTrace:
     hesitant: list[bool] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)  # the chain's own answer when cut there
     probe_tokens: list[int] = field(default_factory=list)
+    prompt_len: int = 0  # prompt tokens (what a probe without prefix reuse re-reads)
+    suffix_len: int = 0  # probe suffix tokens (prefilled by every probe)
 
 
 def replay_exit(trace: ChainTrace, interval: int, n_consistent: int, step: int) -> tuple[int, str]:
@@ -82,12 +86,26 @@ def replay_exit(trace: ChainTrace, interval: int, n_consistent: int, step: int) 
 
 
 def probes_used(trace: ChainTrace, interval: int, tokens: int, step: int) -> int:
+    """Tokens the probes generated (up to the exit at `tokens`)."""
     every = interval // step
     return sum(
         t
         for k, (pos, t) in enumerate(zip(trace.positions, trace.probe_tokens, strict=True))
         if (k + 1) % every == 0 and pos <= tokens
     )
+
+
+def probe_overhead(trace: ChainTrace, interval: int, tokens: int, step: int) -> tuple[int, int]:
+    """(with prefix reuse, without) extra tokens the probes up to the exit cost: with reuse a
+    probe prefills its suffix and generates its answer; without, it also re-reads the prompt
+    and the chain up to its position."""
+    every = interval // step
+    reuse = noreuse = 0
+    for k, (pos, t) in enumerate(zip(trace.positions, trace.probe_tokens, strict=True)):
+        if (k + 1) % every == 0 and pos <= tokens:
+            reuse += trace.suffix_len + t
+            noreuse += trace.prompt_len + pos + trace.suffix_len + t
+    return reuse, noreuse
 
 
 def replay_truncation(trace: ChainTrace, budget: int, step: int, forced: bool) -> tuple[int, str]:
@@ -142,8 +160,15 @@ def collect_traces(
     for j, (prompt, g) in enumerate(zip(prompts, chains, strict=True)):
         p = problems[j // trials]
         final = parse_boxed_str(g.text) or ""
-        tr = ChainTrace(j // trials, str(p.answer), len(g.token_ids) + int(g.stopped), final)
         head = tokenizer(prompt)["input_ids"]
+        tr = ChainTrace(
+            j // trials,
+            str(p.answer),
+            len(g.token_ids) + int(g.stopped),
+            final,
+            prompt_len=len(head),
+            suffix_len=len(suffix) if probe_tokens > 0 else 0,
+        )
         for pos in range(step, len(g.token_ids) + 1, step):
             tr.positions.append(pos)
             cut = tokenizer.decode(g.token_ids[:pos], skip_special_tokens=True)
@@ -202,15 +227,27 @@ class CotPoint:
     accuracy: float
     accuracy_se: float  # binomial, over chains
     tokens: float  # generated tokens per chain (probes excluded)
-    probe_tokens: float  # probe tokens per chain (reported apart, as the reference does)
+    probe_tokens: float  # tokens the probes generated, per chain
+    # extra tokens per chain that probing costs (suffix + probe answer; without reuse also
+    # the prompt and chain prefix each probe re-reads)
+    overhead_reuse: float = 0.0
+    overhead_noreuse: float = 0.0
+    # per chain, for intervals over problems (not in the tables)
+    correct: list = field(default_factory=list, repr=False)
+    chain_tokens: list = field(default_factory=list, repr=False)
+    chain_reuse: list = field(default_factory=list, repr=False)
+    chain_noreuse: list = field(default_factory=list, repr=False)
 
     def row(self) -> dict:
-        return dict(self.__dict__)
+        skip = {"correct", "chain_tokens", "chain_reuse", "chain_noreuse"}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
-def _point(policy, setting, results, probe_tok) -> CotPoint:
+def _point(policy, setting, results, probe_tok, overheads=()) -> CotPoint:
     correct = np.array([c for _, c in results], dtype=float)
     se = float(correct.std(ddof=1) / np.sqrt(len(correct))) if len(correct) > 1 else 0.0
+    reuse = [r for r, _ in overheads] or [0] * len(results)
+    noreuse = [n for _, n in overheads] or [0] * len(results)
     return CotPoint(
         policy,
         setting,
@@ -218,16 +255,53 @@ def _point(policy, setting, results, probe_tok) -> CotPoint:
         se,
         float(np.mean([t for t, _ in results])),
         float(np.mean(probe_tok)) if probe_tok else 0.0,
+        float(np.mean(reuse)),
+        float(np.mean(noreuse)),
+        correct.tolist(),
+        [float(t) for t, _ in results],
+        [float(r) for r in reuse],
+        [float(n) for n in noreuse],
     )
 
 
 def cot_point(traces, interval: int, n_consistent: int, step: int) -> CotPoint:
-    results, probe_tok = [], []
+    results, probe_tok, overheads = [], [], []
     for tr in traces:
         tokens, ans = replay_exit(tr, interval, n_consistent, step)
         results.append((tokens, ans == tr.answer))
         probe_tok.append(probes_used(tr, interval, tokens, step))
-    return _point("dynasor_cot", f"T={interval},N={n_consistent}", results, probe_tok)
+        overheads.append(probe_overhead(tr, interval, tokens, step))
+    return _point("dynasor_cot", f"T={interval},N={n_consistent}", results, probe_tok, overheads)
+
+
+def net_savings(point: CotPoint, full: CotPoint, reuse: bool) -> float:
+    """1 - (chain tokens + probe overhead) / full-chain tokens."""
+    over = point.overhead_reuse if reuse else point.overhead_noreuse
+    return 1.0 - (point.tokens + over) / full.tokens
+
+
+def choose_setting(
+    traces, intervals, consistents, step: int
+) -> tuple[tuple[int, int], list[CotPoint], CotPoint]:
+    """Profiler-guided choice of (T, N) on calibration traces: the largest net saving (probe
+    tokens counted, prefix reuse) among the settings that lose no accuracy against full chains;
+    if none is lossless, the most accurate one. Returns ((T, N), the grid, full chains)."""
+    full = full_point(traces)
+    grid = [cot_point(traces, i, n, step) for i in intervals for n in consistents]
+    keys = [(i, n) for i in intervals for n in consistents]
+    lossless = [k for k, p in zip(keys, grid, strict=True) if p.accuracy >= full.accuracy - 1e-12]
+    if lossless:
+        by = dict(zip(keys, grid, strict=True))
+        best = max(lossless, key=lambda k: (net_savings(by[k], full, True), -k[0]))
+    else:
+        best = max(zip(keys, grid, strict=True), key=lambda kp: (kp[1].accuracy, -kp[1].tokens))[0]
+    return best, grid, full
+
+
+def full_point(traces) -> CotPoint:
+    """Every chain run to its end (no probes)."""
+    results = [(tr.length, tr.final == tr.answer) for tr in traces]
+    return _point("full_chain", "to eos", results, [])
 
 
 def truncation_point(traces, budget: int, step: int, forced: bool = False) -> CotPoint:
@@ -236,4 +310,13 @@ def truncation_point(traces, budget: int, step: int, forced: bool = False) -> Co
         tokens, ans = replay_truncation(tr, budget, step, forced)
         results.append((tokens, ans == tr.answer))
     name = "budget_forcing" if forced else "truncation"
-    return _point(name, f"B={budget}", results, [])
+    # budget forcing probes once, at the budget (the recorded probe there)
+    over = []
+    for tr in traces:
+        k = budget // step - 1
+        if forced and tr.length > budget and 0 <= k < len(tr.probe_tokens):
+            gen = tr.suffix_len + tr.probe_tokens[k]
+            over.append((gen, tr.prompt_len + budget + gen))
+        else:
+            over.append((0, 0))
+    return _point(name, f"B={budget}", results, [], over if forced else ())

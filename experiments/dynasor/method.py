@@ -173,24 +173,44 @@ class Certaindex:
             {f"calibrated tau={tau:.2f}": (dyn.tokens, dyn.accuracy)},
             title=self.title,
         )
+        cmp = batch.compare(
+            *batch.per_problem(dyn_runs),
+            *batch.per_problem(base_runs),
+            min_baseline_accuracy=cfg.min_baseline_accuracy,
+            seed=ctx.seed,
+        )
         metrics = {
             "test/accuracy": dyn.accuracy,
             "test/accuracy_se": dyn.accuracy_se,
             "test/tokens_per_problem": dyn.tokens,
             f"test/{unit}_per_problem": dyn.chains,
-            "test/token_savings": savings,
             "test/stopped_early": dyn.stopped_early,
             "baseline/accuracy": base.accuracy,
             "baseline/accuracy_se": base.accuracy_se,
             "baseline/tokens_per_problem": base.tokens,
-            "test/accuracy_gap": dyn.accuracy - base.accuracy,
-            "test/within_one_se": float(dyn.accuracy >= base.accuracy - base.accuracy_se),
-            "test/savings_at_equal_accuracy": batch.savings_at_equal_accuracy(
-                dyn_curve, fixed_curve
-            ),
             "calibration/threshold": tau,
+            **cmp.metrics("test"),
             **batch.signal_quality(signal),
         }
+        if cmp.refused:
+            ctx.log.warning("no savings claim: %s", cmp.refused)
+        else:
+            # equal accuracy: the problem-level 95% interval of the accuracy gap reaches 0
+            metrics["test/equal_accuracy"] = float(cmp.gap_high >= 0.0)
+            metrics["test/savings_at_equal_accuracy"] = batch.savings_at_equal_accuracy(
+                dyn_curve, fixed_curve
+            )
+            ctx.log.info(
+                "Dynasor vs fixed budget over %d problems (95%% bootstrap): accuracy gap %+.3f "
+                "[%+.3f, %+.3f], token savings %.3f [%.3f, %.3f]",
+                len(test),
+                cmp.gap,
+                cmp.gap_low,
+                cmp.gap_high,
+                cmp.savings,
+                cmp.savings_low,
+                cmp.savings_high,
+            )
         metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
         tables = {
             "headline": headline,
@@ -275,20 +295,6 @@ class FixedBudgetTree(FixedBudget):
         return task.tree_pools(self.cfg, None, splits=("test",))[0]
 
 
-def _cot_full(traces):
-    from celine.experiments.dynasor.cot import CotPoint
-
-    correct = np.array([t.final == t.answer for t in traces], dtype=float)
-    return CotPoint(
-        "full_chain",
-        "to eos",
-        float(correct.mean()),
-        float(correct.std(ddof=1) / np.sqrt(len(correct))) if len(correct) > 1 else 0.0,
-        float(np.mean([t.length for t in traces])),
-        0.0,
-    )
-
-
 def _budgets(traces, step: int) -> list[int]:
     longest = max(t.length for t in traces)
     return list(range(step, longest + step, step))
@@ -296,13 +302,15 @@ def _budgets(traces, step: int) -> list[int]:
 
 class DynasorCot:
     """Dynasor-CoT on one chain per trial: probe every `probe_interval` tokens, exit on
-    `n_consistent` agreeing certain probes; against full chains and token budgets."""
+    `n_consistent` agreeing certain probes; against full chains and token budgets. With
+    `calibrate`, (T, N) is chosen on calibration-split chains and reported on the test split."""
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
 
     def run(self, ctx: RunContext) -> Result:
         cfg = self.cfg
+        cal = ctx.task.traces(cfg, split="calibration") if cfg.calibrate else None
         traces = ctx.task.traces(cfg)
         return _cot_compare(
             ctx,
@@ -310,63 +318,157 @@ class DynasorCot:
             traces,
             cfg.trace_step,
             _budgets(traces, cfg.trace_step),
-            f"Dynasor-CoT on {len(traces)} chains ({cfg.trials} per test problem)",
+            f"Dynasor-CoT on {len(traces)} test chains ({cfg.trials} per test problem)",
+            cal_traces=cal,
         )
 
 
-def _cot_compare(ctx, cfg, traces, step, budgets, title) -> Result:
-    """Dynasor-CoT at (probe_interval, n_consistent), its grid, full chains and token budgets
-    on the same traces: the headline table, the curves and their plot."""
+def _by_problem(traces, values) -> np.ndarray:
+    """Per-chain values averaged per problem (the unit of the bootstrap)."""
+    frame = pd.DataFrame({"problem": [t.problem for t in traces], "v": values})
+    return frame.groupby("problem")["v"].mean().to_numpy(float)
+
+
+def _cot_compare(ctx, cfg, traces, step, budgets, title, cal_traces=None) -> Result:
+    """Dynasor-CoT at (probe_interval, n_consistent) (or the setting chosen on `cal_traces`),
+    its grid, full chains and token budgets on the same test traces: the headline table with
+    savings net of probe tokens and problem-level intervals, the curves and their plot."""
+    from celine import stats
     from celine.experiments.dynasor import cot
 
-    main = cot.cot_point(traces, cfg.probe_interval, cfg.n_consistent, step)
-    full = _cot_full(traces)
+    interval, n_consistent, chosen_on = cfg.probe_interval, cfg.n_consistent, "configured"
+    notes = {}
+    if cal_traces:
+        (interval, n_consistent), cal_grid, cal_full = cot.choose_setting(
+            cal_traces, cfg.grid_intervals, cfg.grid_consistent, step
+        )
+        chosen_on = f"calibration split ({len(cal_traces)} chains)"
+        ctx.log.info(
+            "chose T=%d, N=%d on %d calibration chains (full-chain accuracy %.3f there)",
+            interval,
+            n_consistent,
+            len(cal_traces),
+            cal_full.accuracy,
+        )
+        notes["calibration_grid"] = "; ".join(
+            f"{p.setting}: acc {p.accuracy:.3f}, net {cot.net_savings(p, cal_full, True):+.3f}"
+            for p in cal_grid
+        )
+    main = cot.cot_point(traces, interval, n_consistent, step)
+    full = cot.full_point(traces)
     grid = [
         cot.cot_point(traces, i, n, step) for i in cfg.grid_intervals for n in cfg.grid_consistent
     ]
     trunc = [cot.truncation_point(traces, b, step) for b in budgets]
     forced = [cot.truncation_point(traces, b, step, forced=True) for b in budgets]
-    headline = pd.DataFrame(
-        [
-            {**main.row(), "token_savings": 1.0 - main.tokens / full.tokens},
-            {**full.row(), "token_savings": 0.0},
-        ]
+
+    def saving_ci(point, over):
+        used = np.add(point.chain_tokens, over) if over is not None else point.chain_tokens
+        return stats.bootstrap(
+            _by_problem(traces, used),
+            _by_problem(traces, full.chain_tokens),
+            statistic=lambda a, b: 1.0 - float(a.sum()) / max(float(b.sum()), 1e-12),
+            seed=ctx.seed,
+        )
+
+    gross = saving_ci(main, None)
+    net_reuse = saving_ci(main, main.chain_reuse)
+    net_noreuse = saving_ci(main, main.chain_noreuse)
+    gap = stats.bootstrap(
+        _by_problem(traces, main.correct),
+        _by_problem(traces, full.correct),
+        statistic=lambda a, b: float(np.mean(a - b)),
+        seed=ctx.seed,
     )
-    _show(ctx, title, headline)
+    _, full_low, _ = stats.bootstrap(_by_problem(traces, full.correct), statistic=np.mean)
+
+    def row(p):
+        return {
+            **p.row(),
+            "savings_gross": 1.0 - p.tokens / full.tokens,
+            "savings_net_reuse": cot.net_savings(p, full, True),
+            "savings_net_noreuse": cot.net_savings(p, full, False),
+        }
+
+    headline = pd.DataFrame([row(main), row(full)])
+    _show(ctx, f"{title}; T, N {chosen_on}", headline)
     frames = {
-        "dynasor_cot (grid)": pd.DataFrame([p.row() for p in grid]),
-        "truncation": pd.DataFrame([p.row() for p in trunc]),
-        "budget forcing": pd.DataFrame([p.row() for p in forced]),
+        "dynasor_cot (grid)": pd.DataFrame([row(p) for p in grid]),
+        "truncation": pd.DataFrame([row(p) for p in trunc]),
+        "budget forcing": pd.DataFrame([row(p) for p in forced]),
     }
     fig = plots.tokens_accuracy(
         frames,
         {
-            f"T={cfg.probe_interval}, N={cfg.n_consistent}": (main.tokens, main.accuracy),
+            f"T={interval}, N={n_consistent}": (main.tokens, main.accuracy),
             "full chain": (full.tokens, full.accuracy),
         },
         title=title,
     )
-    lossless = [p for p in grid if p.accuracy >= full.accuracy - full.accuracy_se]
-    best = min(lossless, key=lambda p: p.tokens) if lossless else None
     metrics = {
         "test/accuracy": main.accuracy,
         "test/accuracy_se": main.accuracy_se,
         "test/tokens_per_problem": main.tokens,
         "test/probe_tokens_per_problem": main.probe_tokens,
-        "test/token_savings": 1.0 - main.tokens / full.tokens,
+        "test/probe_overhead_reuse": main.overhead_reuse,
+        "test/probe_overhead_noreuse": main.overhead_noreuse,
         "baseline/accuracy": full.accuracy,
         "baseline/accuracy_se": full.accuracy_se,
         "baseline/tokens_per_problem": full.tokens,
-        "test/accuracy_gap": main.accuracy - full.accuracy,
+        "test/accuracy_gap": gap[0],
+        "test/accuracy_gap_low": gap[1],
+        "test/accuracy_gap_high": gap[2],
+        "cot/probe_interval": float(interval),
+        "cot/n_consistent": float(n_consistent),
     }
+    refused = ""
+    if full.accuracy < cfg.min_baseline_accuracy:
+        refused = (
+            f"full-chain accuracy {full.accuracy:.3f} is below min_baseline_accuracy="
+            f"{cfg.min_baseline_accuracy}: no savings-at-equal-accuracy claim"
+        )
+    elif not full_low > 0.0:
+        refused = f"full-chain accuracy {full.accuracy:.3f} has a 95% interval reaching 0"
+    metrics["test/claim_refused"] = float(bool(refused))
+    if refused:
+        ctx.log.warning("no savings claim: %s", refused)
+        notes["claim_refused"] = refused
+    else:
+        for name, (v, lo, hi) in (
+            ("token_savings_gross", gross),
+            ("token_savings", net_reuse),
+            ("token_savings_noreuse", net_noreuse),
+        ):
+            metrics[f"test/{name}"] = v
+            metrics[f"test/{name}_low"] = lo
+            metrics[f"test/{name}_high"] = hi
+        metrics["test/equal_accuracy"] = float(gap[2] >= 0.0)
+        ctx.log.info(
+            "T=%d N=%d on %d test chains (95%% bootstrap over problems): accuracy gap %+.3f "
+            "[%+.3f, %+.3f]; savings gross %.3f [%.3f, %.3f], net with prefix reuse %.3f "
+            "[%.3f, %.3f], net without %.3f [%.3f, %.3f]",
+            interval,
+            n_consistent,
+            len(traces),
+            *gap,
+            *gross,
+            *net_reuse,
+            *net_noreuse,
+        )
+    lossless = [p for p in grid if p.accuracy >= full.accuracy - full.accuracy_se]
+    best = min(lossless, key=lambda p: p.tokens + p.overhead_reuse) if lossless else None
     if best is not None:
-        metrics["grid/best_lossless_savings"] = 1.0 - best.tokens / full.tokens
+        # picked on the test chains themselves: optimistic, for reference only
+        metrics["grid/best_lossless_net_savings_on_test"] = cot.net_savings(best, full, True)
     table = pd.concat([df.assign(curve=name) for name, df in frames.items()], ignore_index=True)
+    notes["best_lossless_grid_point_on_test"] = best.setting if best else "none"
+    notes["chosen_on"] = chosen_on
+    metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
     return Result(
         metrics=metrics,
         tables={"headline": headline, "curves": table},
         figures={"cot_tokens_vs_accuracy": fig},
-        notes={"best_lossless_grid_point": best.setting if best else "none"},
+        notes=notes,
     )
 
 

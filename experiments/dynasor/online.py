@@ -5,14 +5,20 @@ A `ProgramWorkload` turns Self-consistency programs (chains recorded from the re
 requests round by round: a round's requests arrive together, and when the last one finishes
 the program reads its chains, updates certaindex and asks the policy for the next round.
 
-Schedulers (priority keys, lower runs first):
-- `fcfs`: SGLang-like, request by request in arrival order (programs interleave);
+Schedulers (priority keys, lower runs first), the ablation ladder of the README's online table,
+each row adding one mechanism to the row before it:
+- `fcfs`: SGLang-like, request by request in arrival order (programs interleave), fixed budget;
 - `gang_fifo`: Parrot-like application FIFO: a program's requests run together, programs in
-  arrival order;
-- `dynasor`: gang scheduling + approximate shortest-job-first over programs on the
+  arrival order, fixed budget;
+- `certaindex_fcfs`: certaindex stopping (two rounds: detect, then the rest) under request FCFS,
+  so a program's second round queues behind programs that arrived meanwhile;
+- `certaindex_gang`: certaindex stopping under gang FIFO (a later round keeps its program's place);
+- `dynasor`: certaindex + gang + approximate shortest-job-first over programs on the
   certaindex-predicted remaining work + starvation escalation (programs older than
   `starvation_s` go first).
-Baselines run every program at the fixed budget (`cap` chains); Dynasor uses certaindex.
+- `gang_sjf` (off by default): Dynasor's scheduler on fixed-budget programs.
+With a one-round fixed-budget SC program, `fcfs` and `gang_fifo` are the same schedule (all of a
+program's requests share one arrival time); they differ only once programs have several rounds.
 """
 
 from __future__ import annotations
@@ -221,7 +227,16 @@ class OnlineSetting:
     prior_len: float
 
 
-SCHEDULER_NAMES = ("dynasor", "fcfs", "gang_fifo", "gang_sjf")
+# scheduler -> (uses certaindex, queue discipline)
+SCHEDULERS = {
+    "fcfs": (False, "fcfs"),
+    "gang_fifo": (False, "gang"),
+    "certaindex_fcfs": (True, "fcfs"),
+    "certaindex_gang": (True, "gang"),
+    "dynasor": (True, "sjf"),
+    "gang_sjf": (False, "sjf"),
+}
+SCHEDULER_NAMES = tuple(SCHEDULERS)
 
 
 def simulate(
@@ -235,30 +250,31 @@ def simulate(
     """Run one arrival trace under one scheduler; returns the finished programs."""
     from celine.serving.simulator import Simulator
 
-    if scheduler not in SCHEDULER_NAMES:
-        raise ValueError(f"scheduler={scheduler!r}: allowed {', '.join(SCHEDULER_NAMES)}")
-    if scheduler == "dynasor":
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler={scheduler!r}: allowed {', '.join(SCHEDULERS)}")
+    uses_certaindex, queue = SCHEDULERS[scheduler]
+    if uses_certaindex:
         make_policy = lambda: CertaindexPolicy(  # noqa: E731
             setting.detect_at, setting.cap, entropy_threshold=setting.threshold
         )
     else:
         make_policy = lambda: FixedBudgetPolicy(setting.cap)  # noqa: E731
     workload = ProgramWorkload(pools, picks, orders, arrivals, make_policy)
-    if scheduler in ("dynasor", "gang_sjf"):
-        # gang_sjf: the same scheduler on fixed-budget programs (nothing left to decide), the
-        # ablation that separates scheduling from certaindex's token savings
+    if queue == "sjf":
+        # on fixed-budget programs (gang_sjf) nothing is left to decide after the first round,
+        # the ablation that separates scheduling from certaindex's token savings
         sched = DynasorScheduler(
             workload,
             setting.cap,
-            setting.continue_prob if scheduler == "dynasor" else 0.0,
+            setting.continue_prob if uses_certaindex else 0.0,
             setting.starvation_s,
             setting.prior_len,
         )
-        sched.name = scheduler
-    elif scheduler == "gang_fifo":
+    elif queue == "gang":
         sched = GangFIFO()
-    elif scheduler == "fcfs":
+    else:
         sched = FCFSRequests()
+    sched.name = scheduler
     sim = Simulator(
         setting.latency,
         sched,
@@ -299,7 +315,8 @@ def program_table(programs: Sequence[ProgramState]) -> pd.DataFrame:
 
 def sustainable_rate(rates: Sequence[float], attain: Sequence[float], target: float) -> float:
     """The highest rate at which attainment is still >= target, interpolating linearly to the
-    first crossing below it; 0 if even the lowest rate misses, the top rate if none does."""
+    first crossing below it; 0 if even the lowest rate misses, the top rate if none does (then
+    it is censored: see `rate_censoring`)."""
     pts = sorted(zip(rates, attain, strict=True))
     if not pts or pts[0][1] < target:
         return 0.0
@@ -307,6 +324,19 @@ def sustainable_rate(rates: Sequence[float], attain: Sequence[float], target: fl
         if a1 < target:
             return r0 + (r1 - r0) * (a0 - target) / (a0 - a1) if a0 != a1 else r0
     return pts[-1][0]
+
+
+def rate_censoring(rates: Sequence[float], attain: Sequence[float], target: float) -> str:
+    """ "lower bound" when even the top rate of the grid meets the target (the true sustainable
+    rate is higher than reported), "upper bound" when even the lowest misses, else ""."""
+    pts = sorted(zip(rates, attain, strict=True))
+    if not pts:
+        return ""
+    if pts[0][1] < target:
+        return "upper bound"
+    if all(a >= target for _, a in pts):
+        return "lower bound"
+    return ""
 
 
 def isolated_latency(pool: ProblemPool, setting: OnlineSetting, cap: int) -> float:

@@ -14,21 +14,55 @@ from celine.experiments.dynasor.programs import CertaindexPolicy
 RATE_FACTORS = (0.125, 0.1875, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0)
 
 
-def latency_model(cfg, ctx: RunContext):
-    """Iteration latency fitted to timed forward passes of the task's real model."""
-    from celine.serving.latency import fit_latency_model, measure_latency
+def latency_key(cfg, ctx: RunContext) -> str:
+    """What the measured latency depends on: the machine, the model and the timed shapes."""
+    import hashlib
+    import json
+    import os
+    import platform
 
     lm = ctx.task.lm()
-    ctx.log.info("timing forward passes of the model for the batch-latency model")
-    df = measure_latency(
-        lm.model,
-        batch_sizes=tuple(cfg.latency_batch_sizes),
-        prompt_lens=tuple(cfg.latency_prompt_lens),
-        device=ctx.hardware.device,
-        repeats=5,
+    settings = dict(
+        v=1,
+        host=platform.node(),
+        machine=platform.machine(),
+        model=str(lm.path),
+        model_meta=lm.meta.get("key", ""),
+        device=str(ctx.hardware.device),
+        threads=os.environ.get("OMP_NUM_THREADS", ""),
+        batch_sizes=list(cfg.latency_batch_sizes),
+        prompt_lens=list(cfg.latency_prompt_lens),
     )
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def latency_model(cfg, ctx: RunContext):
+    """Iteration latency fitted to timed forward passes of the task's real model, measured once
+    per machine + model and cached: re-timing on a loaded machine at every run moved the
+    headline ratio between runs (issue 24), a cached fit keeps the comparison fixed."""
+    import json
+    from pathlib import Path
+
+    from celine.serving.latency import fit_latency_model, measure_latency
+
+    path = Path(ctx.outputs_dir) / "cache" / "dynasor" / f"latency-{latency_key(cfg, ctx)}.csv"
+    if path.is_file():
+        df = pd.read_csv(path)
+        ctx.log.info("latency measurements cached in %s", path.name)
+    else:
+        lm = ctx.task.lm()
+        ctx.log.info("timing forward passes of the model for the batch-latency model (once)")
+        df = measure_latency(
+            lm.model,
+            batch_sizes=tuple(cfg.latency_batch_sizes),
+            prompt_lens=tuple(cfg.latency_prompt_lens),
+            device=ctx.hardware.device,
+            repeats=5,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False)
     model = fit_latency_model(df)
-    ctx.log.info("latency model %s", model.to_dict())
+    ctx.log.info("latency model (fit R^2 %.3f): %s", model.r2, json.dumps(model.to_dict()))
     return model, df
 
 
@@ -88,9 +122,10 @@ def run_online(cfg, ctx: RunContext) -> Result:
 
     from celine.serving.arrivals import poisson_arrivals
 
-    rows, by_rate = [], {}
+    rows, met_rows, by_rate = [], [], {}
     for t in range(cfg.trace_seeds):
-        # one trace seed = which recorded programs arrive, their chain order and arrival times
+        # one trace seed = which recorded programs arrive, their chain order and arrival times;
+        # every scheduler runs the very same trace (a paired comparison)
         rng = np.random.default_rng(ctx.seed * 1000 + t)
         picks = rng.integers(0, len(test), size=cfg.n_programs).tolist()
         orders = [rng.permutation(len(test[k].answers)).tolist() for k in picks]
@@ -111,7 +146,21 @@ def run_online(cfg, ctx: RunContext) -> Result:
                         "p90_latency": float(np.percentile(lat, 90)),
                         "tokens_per_program": float(np.mean([p.tokens for p in progs])),
                         "accuracy": float(np.mean([p.program.correct for p in progs])),
+                        "rounds_per_program": float(np.mean([p.rounds for p in progs])),
                     }
+                )
+                met_rows.extend(
+                    {
+                        "trace_seed": t,
+                        "rate": rate,
+                        "scheduler": name,
+                        "program": p.pid,
+                        "met": float(
+                            p.finish
+                            <= online.deadline(p.arrival, cfg.slo_scale, p.factor, base) + 1e-12
+                        ),
+                    }
+                    for p in progs
                 )
             last = rows[-len(cfg.schedulers) :]
             if t == 0:
@@ -125,29 +174,39 @@ def run_online(cfg, ctx: RunContext) -> Result:
                 ", ".join(f"{r['scheduler']} {r['attainment']:.2f}" for r in last),
             )
     per_seed = pd.DataFrame(rows)
+    met = pd.DataFrame(met_rows)
     sweep = (
         per_seed.groupby(["scheduler", "rate"], as_index=False)
         .mean(numeric_only=True)
         .drop(columns="trace_seed")
     )
-    sustain = {
-        name: online.sustainable_rate(
-            list(df["rate"]), list(df["attainment"]), cfg.attainment_target
-        )
-        for name, df in sweep.groupby("scheduler")
+    target = cfg.attainment_target
+    sustain, censored = {}, {}
+    for name, df in sweep.groupby("scheduler"):
+        sustain[name] = online.sustainable_rate(list(df["rate"]), list(df["attainment"]), target)
+        censored[name] = online.rate_censoring(list(df["rate"]), list(df["attainment"]), target)
+        if censored[name]:
+            ctx.log.warning(
+                "%s: the sustainable rate %.3g is censored by the rate grid (%s); widen "
+                "method.rates to measure it",
+                name,
+                sustain[name],
+                censored[name],
+            )
+    rate_of = {  # per trace seed: the replicate of the online comparison
+        t: {
+            n: online.sustainable_rate(list(d["rate"]), list(d["attainment"]), target)
+            for n, d in df.groupby("scheduler")
+        }
+        for t, df in per_seed.groupby("trace_seed")
     }
+    ladder = ablation_ladder(cfg.schedulers, rate_of, met, rates, cap_rate)
     ratio_per_seed = []
     if "dynasor" in cfg.schedulers:
-        for _, df in per_seed.groupby("trace_seed"):
-            rate_of = {
-                n: online.sustainable_rate(
-                    list(d["rate"]), list(d["attainment"]), cfg.attainment_target
-                )
-                for n, d in df.groupby("scheduler")
-            }
-            best = max((rate_of[b] for b in ("fcfs", "gang_fifo") if b in rate_of), default=0.0)
+        for r in rate_of.values():
+            best = max((r[b] for b in ("fcfs", "gang_fifo") if b in r), default=0.0)
             if best > 0:
-                ratio_per_seed.append(rate_of["dynasor"] / best)
+                ratio_per_seed.append(r["dynasor"] / best)
     # SLO-scale sweep at half the fixed budget's estimated capacity (scheduling does not read
     # deadlines, so the same simulations serve every scale)
     slo_rate = min(rates, key=lambda r: abs(r - 0.5 * cap_rate))
@@ -161,16 +220,14 @@ def run_online(cfg, ctx: RunContext) -> Result:
         for s in cfg.slo_scales
     ]
     slo = pd.DataFrame(slo_rows)
-    tightest = {
-        name: _tightest_scale(df, cfg.attainment_target) for name, df in slo.groupby("scheduler")
-    }
-    # gang_sjf is an ablation of Dynasor, not a baseline
+    tightest = {name: _tightest_scale(df, target) for name, df in slo.groupby("scheduler")}
     baselines = [s for s in cfg.schedulers if s in ("fcfs", "gang_fifo")]
     summary = pd.DataFrame(
         [
             {
                 "scheduler": name,
                 "sustainable_rate": sustain[name],
+                "censored": censored[name],
                 "rate_vs_dynasor": (sustain[name] / sustain["dynasor"])
                 if "dynasor" in sustain and sustain["dynasor"] > 0
                 else np.nan,
@@ -178,15 +235,29 @@ def run_online(cfg, ctx: RunContext) -> Result:
                 "tokens_per_program": float(
                     sweep[sweep.scheduler == name]["tokens_per_program"].mean()
                 ),
+                "rounds_per_program": float(
+                    sweep[sweep.scheduler == name]["rounds_per_program"].mean()
+                ),
                 "accuracy": float(sweep[sweep.scheduler == name]["accuracy"].mean()),
             }
             for name in cfg.schedulers
         ]
     )
     _log_table(ctx, summary)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        ctx.log.info(
+            "ablation ladder (each row against the row before it; intervals: 95%%, sustainable "
+            "rate over %d trace seeds, attainment over programs)\n%s",
+            cfg.trace_seeds,
+            ladder.to_string(index=False, float_format="%.4g"),
+        )
     metrics: dict[str, float] = {}
     for name in cfg.schedulers:
         metrics[f"online/sustainable_rate_{name}"] = sustain[name]
+        metrics[f"online/censored_{name}"] = float(bool(censored[name]))
+    for row in ladder.itertuples():
+        if np.isfinite(row.rate_gain):
+            metrics[f"online/gain_{row.scheduler}"] = row.rate_gain
     if "dynasor" in sustain:
         dyn = sweep[sweep.scheduler == "dynasor"]
         metrics["online/sustainable_rate"] = sustain["dynasor"]
@@ -235,6 +306,7 @@ def run_online(cfg, ctx: RunContext) -> Result:
         metrics=metrics,
         tables={
             "online_summary": summary,
+            "ablation_ladder": ladder,
             "rate_sweep": sweep,
             "rate_sweep_per_trace": per_seed,
             "slo_sweep": slo,
@@ -244,6 +316,46 @@ def run_online(cfg, ctx: RunContext) -> Result:
         figures=figs,
         notes={"latency_model": str(latency.to_dict())},
     )
+
+
+LADDER_RATE_FACTORS = (0.5, 1.0, 1.5, 2.0)  # rates (x estimated capacity) of the ladder table
+
+
+def ablation_ladder(schedulers, rate_of: dict, met: pd.DataFrame, rates, cap_rate: float):
+    """Each scheduler against the one listed before it (the README's online table): the ratio of
+    sustainable rates with its 95% t-interval over trace seeds and the paired t-test's p, and the
+    attainment gain at a few rates with a 95% bootstrap interval over programs (paired: the same
+    program of the same trace under both schedulers)."""
+    from celine import stats
+
+    picked = sorted({min(rates, key=lambda r: abs(r - f * cap_rate)) for f in LADDER_RATE_FACTORS})
+    rows = []
+    for k, name in enumerate(schedulers):
+        row = {"scheduler": name, "vs": schedulers[k - 1] if k else ""}
+        own = {t: r[name] for t, r in rate_of.items()}
+        row["sustainable_rate_trace_mean"] = float(np.mean(list(own.values())))
+        row.update(rate_gain=np.nan, rate_gain_low=np.nan, rate_gain_high=np.nan, rate_p=np.nan)
+        if k:
+            prev = {t: r[schedulers[k - 1]] for t, r in rate_of.items()}
+            ratios = [own[t] / prev[t] for t in own if prev[t] > 0]
+            d = stats.describe(ratios)
+            row.update(rate_gain=d.mean, rate_gain_low=d.low, rate_gain_high=d.high)
+            row["rate_p"] = stats.paired(own, prev).p
+        for r in picked:
+            at = met[met.rate == r]
+            cur = at[at.scheduler == name].sort_values(["trace_seed", "program"])["met"]
+            row[f"attain@{r:.3g}"] = float(cur.mean())
+            if k:
+                before = at[at.scheduler == schedulers[k - 1]].sort_values(
+                    ["trace_seed", "program"]
+                )["met"]
+                diff, low, high = stats.bootstrap(
+                    cur.to_numpy(), before.to_numpy(), statistic=lambda a, b: float(np.mean(a - b))
+                )
+                row[f"gain@{r:.3g}"] = diff
+                row[f"gain@{r:.3g}_ci"] = f"[{low:+.3f}, {high:+.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _tightest_scale(df: pd.DataFrame, target: float) -> float:

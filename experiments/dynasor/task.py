@@ -191,16 +191,17 @@ class DynasorTask:
         save_tree_pool(path, pools)
         return pools
 
-    def traces(self, method_cfg, probe: bool = True):
-        """Dynasor-CoT traces (chains with a probe every trace_step tokens) on the test
-        problems, cached like the pools."""
+    def traces(self, method_cfg, probe: bool = True, split: str = "test"):
+        """Dynasor-CoT traces (chains with a probe every trace_step tokens) on the test (or
+        calibration) problems, cached like the pools."""
         import json
         from dataclasses import asdict
 
         from celine.experiments.dynasor.cot import ChainTrace, collect_traces
 
         cfg, lm = self.cfg, self.lm()
-        _, test = self.problems()
+        cal, test = self.problems()
+        problems = test if split == "test" else cal
         settings = dict(
             trials=method_cfg.trials,
             temperature=method_cfg.temperature,
@@ -213,7 +214,11 @@ class DynasorTask:
             hesitation_words=list(getattr(method_cfg, "hesitation_words", [])),
         )
         key = pool_key(
-            model=str(lm.path), questions=[p.question for p in test], seed=self.ctx.seed, **settings
+            model=str(lm.path),
+            questions=[p.question for p in problems],
+            seed=self.ctx.seed,
+            format=2,  # 2: prompt and suffix lengths recorded (probe overhead)
+            **settings,
         )
         path = Path(self.ctx.outputs_dir) / "cache" / "dynasor" / f"cot-{key}.json"
         if path.is_file():
@@ -222,8 +227,8 @@ class DynasorTask:
         traces = collect_traces(
             lm.model,
             lm.tokenizer,
-            test,
-            seed=self.ctx.seed,
+            problems,
+            seed=self.ctx.seed + (0 if split == "test" else 7919),
             batch_size=cfg.batch_size,
             log=self.ctx.log,
             **settings,

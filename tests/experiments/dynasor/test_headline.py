@@ -86,5 +86,44 @@ def test_headline_certaindex_keeps_fixed_budget_accuracy_with_fewer_tokens(seed,
     # ... for at least a fifth fewer generated tokens (measured .245-.275 on these pools; the
     # README: 42 % on the trained reasoner, whose chains agree more often)
     assert m["test/token_savings"] > 0.2
+    # the problem-level bootstrap interval of the accuracy gap reaches 0, and the claim stands
+    assert m["test/claim_refused"] == 0.0 and m["test/equal_accuracy"] == 1.0
+    assert m["test/token_savings_low"] > 0.1
     # not vacuous: some programs were granted more chains (not "stop everything at 3")
     assert m["test/stopped_early"] < 0.95
+
+
+def test_an_untrained_reasoner_gets_no_savings_claim(tmp_path):
+    """Pools of a model that solves nothing (every chain wrong): calibration stops every program
+    at detection (tau 0 loses no accuracy), and the run refuses the savings claim."""
+    from celine.experiments.dynasor.config import CertaindexConfig
+    from celine.experiments.dynasor.method import Certaindex
+
+    class _Untrained(_SyntheticTask):
+        def pools(self, reward_model):
+            cal, test = super().pools(reward_model)
+            for p in cal + test:
+                p.answer = -1  # no chain is ever right
+            return cal, test
+
+    ctx_task = _Untrained(0)
+    m = (
+        Certaindex(CertaindexConfig())
+        .run(
+            RunContext(
+                task=ctx_task,
+                task_cfg=None,
+                model_cfg=None,
+                hardware=Hardware("cpu", "cpu", "float32", 1, True),
+                seed=0,
+                run_dir=tmp_path,
+                outputs_dir=tmp_path,
+                log=logging.getLogger("dynasor-headline"),
+                tracker=_NullTracker(),
+            )  # fmt: skip
+        )
+        .metrics
+    )
+    assert m["baseline/accuracy"] == 0.0 and m["calibration/threshold"] == 0.0
+    assert m["test/claim_refused"] == 1.0
+    assert "test/token_savings" not in m and "test/equal_accuracy" not in m

@@ -34,7 +34,15 @@ def test_certaindex_and_fixed_budget_replay_one_pool(outputs, tmp_path, checkpoi
     fixed = run_in_process([*base, "method=fixed_budget", "method.cap=3"], tmp_path / "fix")
     runs = runs_of(outputs, "dynasor")
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
-    assert {"test/accuracy", "test/tokens_per_problem", "test/token_savings"} <= set(dyn)
+    assert {"test/accuracy", "test/tokens_per_problem", "test/claim_refused"} <= set(dyn)
+    # the model is untrained (random init): it solves nothing, so the run refuses to claim
+    # savings at equal accuracy (issue 24: it used to report them, with within_one_se = 1)
+    assert dyn["baseline/accuracy"] < 0.1 and dyn["test/claim_refused"] == 1.0
+    assert not {
+        "test/token_savings",
+        "test/equal_accuracy",
+        "test/savings_at_equal_accuracy",
+    } & set(dyn)
     # the baseline run replays the very chains the Dynasor run sampled (cached pool)
     assert fixed["test/tokens_per_problem"] == pytest.approx(dyn["baseline/tokens_per_problem"])
     assert dyn["test/tokens_per_problem"] <= fixed["test/tokens_per_problem"] + 1e-9
@@ -100,7 +108,11 @@ def test_dynasor_cot_and_truncation_run(outputs, tmp_path, checkpoint):
         "method.max_new_tokens=null",  # the task's (6); the long reasoner's default is 320
     ]  # fmt: skip
     m = run_in_process([*base, *cot], tmp_path / "cot")
-    assert 0.0 <= m["test/accuracy"] <= 1.0 and m["test/tokens_per_problem"] <= 6 + 1
+    assert m["test/tokens_per_problem"] <= 6 + 1
+    # untrained: no savings claim; T and N were chosen on the calibration split's chains
+    assert m["test/claim_refused"] == 1.0 and "test/token_savings" not in m
+    assert (m["cot/probe_interval"], m["cot/n_consistent"]) in {(2.0, 2.0), (4.0, 2.0)}
+    assert len(list((outputs / "cache" / "dynasor").glob("cot-*.json"))) == 2
     truncation = ["method=dynasor_truncation", "method.budget=4", "method.max_new_tokens=null"]
     t = run_in_process([*base, *truncation], tmp_path / "tr")
     assert t["test/tokens_per_problem"] <= 4
@@ -110,7 +122,8 @@ def test_dynasor_cot_and_truncation_run(outputs, tmp_path, checkpoint):
         "method.trials=2", "method.max_tokens=4096",
     ]  # fmt: skip
     s = run_in_process(synthetic, tmp_path / "syn")
-    assert s["test/token_savings"] > 0.2
+    assert s["test/token_savings"] > 0.2  # net of probe tokens
+    assert s["test/token_savings_gross"] > s["test/token_savings"]
 
 
 def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
@@ -120,8 +133,10 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
         "method.latency_batch_sizes=[1,2]", "method.latency_prompt_lens=[8]",
     ]  # fmt: skip
     m = run_in_process(overrides, tmp_path / "online")
-    for name in ("dynasor", "fcfs", "gang_fifo", "gang_sjf"):
+    ladder = ("fcfs", "gang_fifo", "certaindex_fcfs", "certaindex_gang", "dynasor")
+    for name in ladder:
         assert m[f"online/sustainable_rate_{name}"] >= 0.0
+        assert m[f"online/censored_{name}"] in (0.0, 1.0)
     assert m["latency/c0"] >= 0.0
     (run,) = runs_of(outputs, "dynasor")
     assert run.info.status == "FINISHED"
@@ -129,7 +144,12 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
     import pandas as pd
 
     per_trace = pd.read_csv(tmp_path / "online" / "tables" / "rate_sweep_per_trace.csv")
-    assert len(per_trace) == 2 * 3 * 4  # trace seeds x rates x schedulers
+    assert len(per_trace) == 2 * 3 * 5  # trace seeds x rates x schedulers
+    table = pd.read_csv(tmp_path / "online" / "tables" / "ablation_ladder.csv")
+    assert list(table["scheduler"]) == list(ladder)
+    assert list(table["vs"].fillna("")) == ["", *ladder[:-1]]
+    # the latency model is measured once per machine + model, then read from the cache
+    assert len(list((outputs / "cache" / "dynasor").glob("latency-*.csv"))) == 1
 
 
 @pytest.mark.parametrize(

@@ -112,3 +112,32 @@ def test_dynasor_serves_the_shorter_program_first():
     progs = simulate("dynasor", pools, [0, 1], [list(range(4))] * 2, [0.0, 0.0005], setting)
     fifo = simulate("gang_fifo", pools, [0, 1], [list(range(4))] * 2, [0.0, 0.0005], setting)
     assert progs[1].finish < fifo[1].finish
+
+
+def test_certaindex_fcfs_queues_a_second_round_behind_later_programs_gang_does_not():
+    """The ablation ladder's FCFS/gang difference needs several rounds: program 0 is uncertain
+    (detect 2, then 2 more chains); program 1 arrives while program 0's first round runs. Under
+    request FCFS program 0's second round (arriving at 2 ms) queues behind program 1's requests
+    (arrived at 1 ms); under gang FIFO it keeps its program's place and finishes first."""
+    pools = [_pool([1, 2, 1, 2], [2] * 4), _pool([1, 1, 1, 1], [3] * 4)]
+    setting = _setting(max_num_seqs=2, detect_at=2, cap=4)
+    args = (pools, [0, 1], [list(range(4))] * 2, [0.0, 0.0005])
+    fcfs = simulate("certaindex_fcfs", *args, setting)
+    gang = simulate("certaindex_gang", *args, setting)
+    assert [p.program.knob for p in fcfs] == [p.program.knob for p in gang] == [4, 2]
+    assert gang[0].finish < fcfs[0].finish
+    # fixed-budget SC has one round: request FCFS and gang FIFO are one schedule
+    a = simulate("fcfs", *args, setting)
+    b = simulate("gang_fifo", *args, setting)
+    assert [p.finish for p in a] == [p.finish for p in b]
+
+
+def test_sustainable_rate_censoring_flags_the_grid_edges():
+    from celine.experiments.dynasor.online import rate_censoring, sustainable_rate
+
+    rates = [1.0, 2.0, 4.0]
+    assert rate_censoring(rates, [1.0, 0.95, 0.92], 0.9) == "lower bound"
+    assert sustainable_rate(rates, [1.0, 0.95, 0.92], 0.9) == 4.0
+    assert rate_censoring(rates, [0.8, 0.7, 0.5], 0.9) == "upper bound"
+    assert rate_censoring(rates, [1.0, 0.95, 0.5], 0.9) == ""
+    assert sustainable_rate(rates, [1.0, 0.95, 0.5], 0.9) == pytest.approx(2.0 + 2.0 * 0.05 / 0.45)

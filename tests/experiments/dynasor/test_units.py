@@ -13,6 +13,7 @@ from celine.experiments.dynasor.certaindex import (
 from celine.experiments.dynasor.cot import (
     ChainTrace,
     probe_answer,
+    probe_overhead,
     replay_exit,
     replay_truncation,
     should_exit,
@@ -139,3 +140,42 @@ def test_dynasor_cot_beats_truncation_on_self_doubt_traces():
     assert dyn.accuracy >= full_acc - dyn.accuracy_se
     budget = int(dyn.tokens) // 32 * 32
     assert truncation_point(traces, budget, 32).accuracy < dyn.accuracy - 0.1
+
+
+def test_probe_overhead_counts_suffix_and_answer_with_reuse_and_the_prefix_without():
+    """Probes every 8 tokens (recorded every 4), exit at 16: two probes used (at 8 and 16), each
+    generating 3 tokens after a 2-token suffix on a 10-token prompt."""
+    tr = ChainTrace(0, "7", 30, "7", positions=[4, 8, 12, 16, 20], probes=["7"] * 5,
+                    hesitant=[False] * 5, truncated=[""] * 5, probe_tokens=[3] * 5,
+                    prompt_len=10, suffix_len=2)  # fmt: skip
+    assert probe_overhead(tr, 8, 16, 4) == (2 * (2 + 3), (10 + 8 + 5) + (10 + 16 + 5))
+
+
+def test_bootstrap_interval_is_paired_over_rows_and_covers_the_statistic():
+    import numpy as np
+
+    from celine.stats import bootstrap
+
+    rng = np.random.default_rng(0)
+    a = rng.random(200)
+    point, low, high = bootstrap(a, a + 0.1, statistic=lambda x, y: float(np.mean(y - x)))
+    # the rows are resampled jointly: a constant paired shift has no spread
+    assert point == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    point, low, high = bootstrap(a, statistic=np.mean)
+    assert low < point < high and high - low < 0.2
+    with pytest.raises(ValueError):
+        bootstrap(a, a[:5], statistic=lambda x, y: 0.0)
+
+
+def test_a_baseline_that_solves_nothing_refuses_the_savings_claim():
+    import numpy as np
+
+    from celine.experiments.dynasor.batch import compare
+
+    zeros = np.zeros(40)
+    out = compare(zeros, np.full(40, 3.0), zeros, np.full(40, 8.0), min_baseline_accuracy=0.1)
+    assert out.refused and "min_baseline_accuracy" in out.refused
+    assert "test/token_savings" not in out.metrics() and out.metrics()["test/claim_refused"] == 1
+    right = (np.arange(40) % 2).astype(float)
+    out = compare(right, np.full(40, 3.0), right, np.full(40, 8.0), min_baseline_accuracy=0.1)
+    assert not out.refused and out.metrics()["test/token_savings"] == pytest.approx(1 - 3 / 8)
