@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from celine.errors import ConfigError
+from celine.errors import ConfigError, DataError
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn")
 
@@ -214,14 +215,37 @@ def _find(base: Path, names: list[str], subdirs: list[str]) -> Path | None:
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(
+            f"{path}: unreadable ({err}); expected an idx file, gzipped or not"
+        ) from None
+    if len(data) < 4:
+        raise DataError(f"{path}: {len(data)} bytes, too short for an idx header")
     magic = int.from_bytes(data[0:4], "big")
     if magic >> 8 != 0x08:  # 0x08: unsigned byte, the only type MNIST uses
         raise ConfigError("data.root", str(path), "expected an idx file of unsigned bytes")
     ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise DataError(f"{path}: truncated idx header ({len(data)} bytes, {ndim} dimensions)")
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        raise DataError(
+            f"{path}: {len(data)} bytes but the idx header {dims} needs {expected} "
+            f"({'truncated' if len(data) < expected else 'trailing bytes'})"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _check_counts(x: np.ndarray, y: np.ndarray, images: Path | str, labels: Path | str) -> None:
+    """Images and labels must pair up: a mismatch would otherwise be cut silently by the split."""
+    if len(x) != len(y):
+        where = str(images) if str(images) == str(labels) else f"{images} and {labels}"
+        raise DataError(f"{where}: {len(x)} images but {len(y)} labels; expected as many of each")
 
 
 def _idx_pair(base: Path, name: str):
@@ -229,7 +253,7 @@ def _idx_pair(base: Path, name: str):
     subdirs = ["raw", f"{raw}/raw", raw, name]
     out = []
     for split in ("train", "test"):
-        arrays = []
+        arrays, paths = [], []
         for stem in _IDX_FILES[split]:
             # the files are also distributed as train-images.idx3-ubyte
             variants = [stem, stem + ".gz", stem.replace("-idx", ".idx"),
@@ -238,18 +262,74 @@ def _idx_pair(base: Path, name: str):
             if path is None:
                 raise ConfigError("data.root", str(base), f"{stem} not found", _hint(name))
             arrays.append(_read_idx(path))
+            paths.append(path)
         images, labels = arrays
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(
+                f"{paths[0]} / {paths[1]}: idx shapes {images.shape} and {labels.shape}; "
+                "expected images [N, H, W] and labels [N]"
+            )
+        _check_counts(images, labels, *paths)
         out.append(((images.astype(np.float32) / 255.0)[:, None], labels.astype(np.int64)))
     return out
 
 
+# what a CIFAR batch (a dict of bytes keys, numpy arrays and lists) needs to be rebuilt; any
+# other global in the file is refused, so a hostile pickle cannot run code (never pickle.load)
+_PICKLE_GLOBALS = {
+    ("_codecs", "encode"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    *(
+        (f"numpy.{core}.multiarray", f)
+        for core in ("core", "_core")
+        for f in ("_reconstruct", "scalar")
+    ),
+    *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            out = _SafeUnpickler(f, encoding="bytes").load()
+    except Exception as err:  # a truncated or hostile file fails in many ways; all mean the same
+        raise DataError(
+            f"{path}: not a readable CIFAR batch ({type(err).__name__}: {err}); expected a "
+            "pickled dict of numpy arrays and lists"
+        ) from None
+    if not isinstance(out, dict):
+        raise DataError(f"{path}: holds a {type(out).__name__}, expected a dict (a CIFAR batch)")
+    return out
 
 
-def _cifar_images(batch: dict) -> np.ndarray:
-    return batch[b"data"].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+def _field(batch: dict, key: bytes, path: Path):
+    if key not in batch:
+        have = ", ".join(
+            sorted(k.decode(errors="replace") if isinstance(k, bytes) else str(k) for k in batch)
+        )
+        raise DataError(f"{path}: no '{key.decode()}' in the batch (has: {have})")
+    return batch[key]
+
+
+def _cifar_images(batch: dict, path: Path) -> np.ndarray:
+    data = np.asarray(_field(batch, b"data", path))
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DataError(f"{path}: 'data' has shape {data.shape}, expected [N, 3072]")
+    return data.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+
+
+def _cifar_labels(batch: dict, key: bytes, path: Path, n: int) -> np.ndarray:
+    y = np.asarray(_field(batch, key, path)).reshape(-1).astype(np.int64)
+    _check_counts(np.empty(n), y, path, path)
+    return y
 
 
 def _cifar10(base: Path):
@@ -258,10 +338,12 @@ def _cifar10(base: Path):
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise ConfigError("data.root", str(base), f"missing {missing}", _hint("cifar10"))
-    batches = [_unpickle(f) for f in files]
-    x_train = np.concatenate([_cifar_images(b) for b in batches[:5]])
-    y_train = np.concatenate([np.asarray(b[b"labels"]) for b in batches[:5]])
-    return x_train, y_train, _cifar_images(batches[5]), np.asarray(batches[5][b"labels"])
+    xs, ys = [], []
+    for f in files:
+        batch = _unpickle(f)
+        xs.append(_cifar_images(batch, f))
+        ys.append(_cifar_labels(batch, b"labels", f, len(xs[-1])))
+    return np.concatenate(xs[:5]), np.concatenate(ys[:5]), xs[5], ys[5]
 
 
 def _cifar100(base: Path):
@@ -271,16 +353,16 @@ def _cifar100(base: Path):
     if missing:
         raise ConfigError("data.root", str(base), f"missing {missing}", _hint("cifar100"))
     train, test, meta = (_unpickle(f) for f in files)
-    fine = np.asarray(train[b"fine_labels"])
-    coarse = np.asarray(train[b"coarse_labels"])
-    mapping = [int(coarse[fine == c][0]) for c in range(100)]
-    extra = {
-        "fine_to_coarse": mapping,
-        "coarse_names": [n.decode() for n in meta[b"coarse_label_names"]],
-    }
-    names = [n.decode() for n in meta[b"fine_label_names"]]
-    x_test, y_test = _cifar_images(test), np.asarray(test[b"fine_labels"])
-    return _cifar_images(train), fine, x_test, y_test, names, extra
+    x_train, x_test = _cifar_images(train, files[0]), _cifar_images(test, files[1])
+    fine = _cifar_labels(train, b"fine_labels", files[0], len(x_train))
+    coarse = _cifar_labels(train, b"coarse_labels", files[0], len(x_train))
+    y_test = _cifar_labels(test, b"fine_labels", files[1], len(x_test))
+    fine_names = [n.decode() for n in _field(meta, b"fine_label_names", files[2])]
+    coarse_names = [n.decode() for n in _field(meta, b"coarse_label_names", files[2])]
+    present = set(np.unique(fine).tolist())
+    mapping = [int(coarse[fine == c][0]) if c in present else -1 for c in range(len(fine_names))]
+    extra = {"fine_to_coarse": mapping, "coarse_names": coarse_names}
+    return x_train, fine, x_test, y_test, fine_names, extra
 
 
 def _svhn(base: Path):
@@ -291,8 +373,19 @@ def _svhn(base: Path):
         path = _find(base, [f"{split}_32x32.mat"], ["svhn", "SVHN"])
         if path is None:
             raise ConfigError("data.root", str(base), f"{split}_32x32.mat not found", _hint("svhn"))
-        mat = loadmat(path)
+        try:
+            mat = loadmat(path)
+        except Exception as err:  # scipy raises ValueError, TypeError, MatReadError... by damage
+            raise DataError(
+                f"{path}: not a readable .mat file ({type(err).__name__}: {err})"
+            ) from None
+        for key in ("X", "y"):
+            if key not in mat:
+                raise DataError(f"{path}: no '{key}' array; expected X [32, 32, 3, N] and y [N, 1]")
+        if mat["X"].ndim != 4 or mat["X"].shape[:3] != (32, 32, 3):
+            raise DataError(f"{path}: X has shape {mat['X'].shape}, expected [32, 32, 3, N]")
         x = mat["X"].transpose(3, 2, 0, 1).astype(np.float32) / 255.0  # (32,32,3,N) -> NCHW
         y = mat["y"].reshape(-1).astype(np.int64)
+        _check_counts(x, y, path, path)
         out += [x, np.where(y == 10, 0, y)]  # the digit 0 is stored as label 10
     return tuple(out)

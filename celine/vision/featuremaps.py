@@ -148,22 +148,34 @@ def input_pgd(
     random_start: str = "uniform",
     generator: torch.Generator | None = None,
     return_iterates: bool = False,
+    project: bool = True,
+    start: Tensor | None = None,
 ) -> Tensor | list[Tensor]:
     """Signed-gradient ascent on the input maximising `loss_fn(x_adv)` (a scalar), projected onto
     the L-inf ball of radius eps around `x` and onto [0, 1].
+
+    project=False: no eps-ball, only [0, 1] (FMP's fgsm-feature.py: x0 = clip(x + alpha * sign
+    noise), then steps of size alpha from there, so a pixel can move alpha + alpha). start: the
+    starting point (same shape as x) instead of a random one.
 
     random_start: "uniform" (x + U(-eps, eps), DeepFeature's PGD), "sign" (x + alpha * random
     sign, FMP's start) or "none". return_iterates: the list of every step's iterate instead of
     the last one (the DeepFeature fuzzer's test cases). The model's parameters are frozen during
     the attack and restored afterwards; its mode is left as it is."""
-    if random_start in ("uniform", "sign"):
+
+    def clip(adv: Tensor) -> Tensor:
+        return (torch.min(torch.max(adv, x - eps), x + eps) if project else adv).clamp(0, 1)
+
+    if start is not None:
+        adv = start.to(x)
+    elif random_start in ("uniform", "sign"):
         noise = torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2 - 1
         adv = x + (eps * noise if random_start == "uniform" else alpha * noise.sign())
     elif random_start == "none":
         adv = x.clone()
     else:
         raise ValueError(f"random_start must be uniform, sign or none, not {random_start!r}")
-    adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1).detach()
+    adv = clip(adv).detach()
     params = [p for p in model.parameters() if p.requires_grad]
     iterates = []
     try:
@@ -173,8 +185,7 @@ def input_pgd(
             adv.requires_grad_(True)
             (grad,) = torch.autograd.grad(loss_fn(adv), adv)
             with torch.no_grad():
-                adv = adv + alpha * grad.sign()
-                adv = torch.min(torch.max(adv, x - eps), x + eps).clamp(0, 1)
+                adv = clip(adv + alpha * grad.sign())
             if return_iterates:
                 iterates.append(adv.detach())
     finally:
@@ -195,9 +206,13 @@ def feature_map_pgd(
     random_start: str = "uniform",
     generator: torch.Generator | None = None,
     return_iterates: bool = False,
+    project: bool = True,
+    start: Tensor | None = None,
 ) -> Tensor | list[Tensor]:
     """PGD on the input maximising the change (MSE from the clean input's maps) of chosen maps
-    of `layer`, in the L-inf ball of radius eps, inside [0, 1] (see `input_pgd`).
+    of `layer`, in the L-inf ball of radius eps, inside [0, 1] (see `input_pgd`; project=False
+    leaves the ball out; `start` [N, C, H, W]: one starting point shared by every map's attack,
+    as FMP draws one random start per batch).
 
     channels: a list of ints attacks each map separately (batched: result [K, N, C, H, W], one
     adversarial batch per map); a list of lists attacks the summed change of each group of maps.
@@ -219,9 +234,11 @@ def feature_map_pgd(
         _, maps = forward_with_maps(model, adv, [layer])
         return (map_change(maps[layer], ref_rep) * w).sum()
 
+    if start is not None:
+        start = start.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
     out = input_pgd(
         model, x0, loss, eps=eps, alpha=alpha, steps=steps, random_start=random_start,
-        generator=generator, return_iterates=return_iterates,
+        generator=generator, return_iterates=return_iterates, project=project, start=start,
     )  # fmt: skip
     if return_iterates:
         return [it.reshape(k, *x.shape) for it in out]

@@ -76,7 +76,10 @@ class DeepFeatureConfig(_Repair):
     fas_steps: int = 20
     fas_samples: int = 256
     # baselines measured on the same pool in the same run (each is also its own method)
-    baselines: list[str] = field(default_factory=lambda: ["random", "nc", "kmnc", "nbc", "gini"])
+    # (the controls least_vulnerable, random_maps, origin_distance are always measured)
+    baselines: list[str] = field(
+        default_factory=lambda: ["random", "nc", "kmnc", "nbc", "gini", "lsa"]
+    )
     nc_threshold: float = 0.5
     kmnc_k: int = 10
 

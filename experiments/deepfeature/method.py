@@ -158,6 +158,9 @@ class DeepFeature(_Selection):
         other = "topk" if cfg.selection == "kselection" else "kselection"
         pick = sel.topk if other == "topk" else sel.kselection
         orders[f"deepfeature_{other}"] = pick(info["scores"], budget)
+        own = sel.topk if cfg.selection == "topk" else sel.kselection
+        for name, scores in sel.control_scores(task, info, ctx.seed).items():
+            orders[name] = own(scores, budget)  # the same selection rule as DeepFeature's
         for name in cfg.baselines:
             orders[name] = sel.select_baseline(name, task, model, budget, ctx.seed, cfg)
             ctx.log.info("baseline %s selected %d inputs", name, len(orders[name]))
@@ -171,6 +174,9 @@ class DeepFeature(_Selection):
             else:
                 metrics.update({f"{name}/{k}": v for k, v in m.items()})
         metrics["fdr"], metrics["fdd"] = metrics["fdr_100"], metrics["fdd_100"]
+        for name in (*sel.CONTROLS, *[b for b in cfg.baselines if b == "gini"]):
+            # per-run paired differences: their mean and interval over seeds are the paired test
+            metrics[f"vs_minus_{name}/fdr"] = metrics["fdr"] - metrics[f"{name}/fdr_100"]
         maps = pd.DataFrame({"map": range(len(info["fvs"])), "fvs": info["fvs"].tolist()})
         maps["in_vs"] = maps["map"].isin(info["vs"])
         if cfg.fas_steps > 0:

@@ -10,7 +10,8 @@ from .scores import fvs, kselection, map_changes, selection_scores, topk, vulner
 
 
 def deepfeature_scores(task, model, vs_size: int, fvs_data: str) -> dict:
-    """FVS of every map of the tested layer, the vulnerable set and each pool input's score."""
+    """FVS of every map of the tested layer, the vulnerable set and each pool input's score
+    (`changes`: every pool input's change of every map, which the controls reuse)."""
     layer = task.layer(model)
     pool = task.pool()
     pool_changes = map_changes(model, pool.origin, pool.x, layer)
@@ -25,6 +26,29 @@ def deepfeature_scores(task, model, vs_size: int, fvs_data: str) -> dict:
         "fvs": map_fvs,
         "vs": vs,
         "scores": selection_scores(pool_changes, vs),
+        "changes": pool_changes,
+    }
+
+
+CONTROLS = ("least_vulnerable", "random_maps", "origin_distance")
+
+
+def control_scores(task, info: dict, seed: int) -> dict[str, torch.Tensor]:
+    """What DeepFeature's score is tested against (issue 26): the same per-input score over the
+    `vs_size` LEAST vulnerable maps and over as many random maps (if the vulnerable maps matter,
+    both select fewer faults), and a model-free score, the mean squared pixel distance between a
+    mutant and its original (if it selects as well, the gain comes from scoring mutants against
+    their originals, not from feature maps)."""
+    changes, k = info["changes"], len(info["vs"])
+    least = torch.sort(info["fvs"], stable=True).indices[:k].tolist()
+    g = torch.Generator().manual_seed(73_009 + seed)
+    rand = sorted(torch.randperm(changes.shape[1], generator=g)[:k].tolist())
+    pool = task.pool()
+    pixel = (pool.x - pool.origin).pow(2).flatten(1).mean(1)
+    return {
+        "least_vulnerable": selection_scores(changes, least),
+        "random_maps": selection_scores(changes, rand),
+        "origin_distance": pixel,
     }
 
 

@@ -14,6 +14,34 @@ from torch import Tensor
 from celine.vision.datasets import ImageSet
 
 ATTACKS = ("badnets", "blend", "wanet", "sig")
+# BadNets variants for robustness checks (triggers the defence's settings were not tuned on);
+# BackdoorBench's default is a white square in the bottom-right corner
+PATCH_SHAPES = ("square", "checker", "cross")
+PATCH_POSITIONS = ("bottom_right", "top_left", "top_right", "bottom_left", "center")
+
+
+def patch_mask(shape: str, p: int) -> tuple[Tensor, Tensor]:
+    """(where the patch writes [p, p] bool, what it writes there [p, p]): a white square, a
+    checkerboard of white and black, or a white plus sign (the rest of the square untouched)."""
+    ii, jj = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    if shape == "square":
+        return torch.ones(p, p, dtype=torch.bool), torch.ones(p, p)
+    if shape == "checker":
+        return torch.ones(p, p, dtype=torch.bool), ((ii + jj) % 2 == 0).float()
+    if shape == "cross":
+        return (ii == p // 2) | (jj == p // 2), torch.ones(p, p)
+    raise ValueError(f"unknown patch shape {shape!r}; expected one of {PATCH_SHAPES}")
+
+
+def patch_origin(position: str, p: int, h: int, w: int) -> tuple[int, int]:
+    rows = {"top": 0, "bottom": h - p, "center": (h - p) // 2}
+    cols = {"left": 0, "right": w - p, "center": (w - p) // 2}
+    if position == "center":
+        return rows["center"], cols["center"]
+    if position not in PATCH_POSITIONS:
+        raise ValueError(f"unknown patch position {position!r}; expected one of {PATCH_POSITIONS}")
+    vert, horiz = position.split("_")
+    return rows[vert], cols[horiz]
 
 
 @dataclass
@@ -28,12 +56,17 @@ class Trigger:
     grid: Tensor | None = None  # wanet: [1, H, W, 2] sampling grid
     sig_delta: float = 20 / 255
     sig_freq: int = 6
+    patch_shape: str = "square"
+    patch_position: str = "bottom_right"
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.attack == "badnets":
             out = x.clone()
-            p = self.patch_size  # a white square in the bottom-right corner
-            out[..., -p:, -p:] = 1.0
+            p = self.patch_size
+            where, value = patch_mask(self.patch_shape, p)
+            r, c = patch_origin(self.patch_position, p, x.shape[-2], x.shape[-1])
+            region = out[..., r : r + p, c : c + p]
+            region[..., where] = value[where].to(x)
             return out
         if self.attack == "blend":
             return (1 - self.blend_alpha) * x + self.blend_alpha * self.pattern.to(x)
@@ -60,9 +93,14 @@ def make_trigger(
     wanet_s: float = 0.5,
     sig_delta: float = 20 / 255,
     sig_freq: int = 6,
+    patch_shape: str = "square",
+    patch_position: str = "bottom_right",
 ) -> Trigger:
     g = torch.Generator().manual_seed(10_007 + seed)
-    trig = Trigger(attack, patch_size, blend_alpha, sig_delta=sig_delta, sig_freq=sig_freq)
+    trig = Trigger(
+        attack, patch_size, blend_alpha, sig_delta=sig_delta, sig_freq=sig_freq,
+        patch_shape=patch_shape, patch_position=patch_position,
+    )  # fmt: skip
     if attack == "blend":
         # BackdoorBench blends a Hello-Kitty picture; any fixed image works: a fixed random one
         trig.pattern = torch.rand(channels, size, size, generator=g)

@@ -24,6 +24,10 @@ class FMTTaskConfig:
     target: int = 0
     poison_ratio: float = 0.1
     patch_size: int = 3
+    # BadNets variants the defence was not tuned on (robustness): square | checker | cross,
+    # bottom_right | top_left | top_right | bottom_left | center
+    patch_shape: str = "square"
+    patch_position: str = "bottom_right"
     blend_alpha: float = 0.2
     wanet_k: int = 4
     wanet_s: float = 4.0  # paper: 0.5 at 32 px; s/2 pixels of warp, too weak on 16 px digits
@@ -57,6 +61,15 @@ class FMTTaskConfig:
         in_range("task.target", self.target, 0)
         in_range("task.poison_ratio", self.poison_ratio, 0.0, 1.0)
         in_range("task.patch_size", self.patch_size, 1)
+        one_of("task.patch_shape", self.patch_shape, ("square", "checker", "cross"))
+        one_of(
+            "task.patch_position", self.patch_position,
+            ("bottom_right", "top_left", "top_right", "bottom_left", "center"),
+        )  # fmt: skip
+        if self.size is not None and self.patch_size > self.size:
+            raise ConfigError(
+                "task.patch_size", self.patch_size, f"expected <= task.size ({self.size})"
+            )
         in_range("task.blend_alpha", self.blend_alpha, 0.0, 1.0)
         in_range("task.wanet_k", self.wanet_k, 2)
         in_range("task.wanet_s", self.wanet_s, 0.0)
@@ -97,9 +110,14 @@ class FMTConfig(FineTuneConfig):
     """FMT/FMP: per map, a feature-map attack from a random start; score = accuracy on it."""
 
     name: str = "fmt"
-    eps: float = 0.1  # L-inf radius of the feature-map attack (FMP's yaml value is not public)
-    alpha: float = 0.1  # step size (and the random start's amplitude for random_start=sign)
-    steps: int = 1  # 1 = FMP's FGSM script (fgsm-feature.py); pgd-feature.py iterates
+    # fgsm (fgsm-feature.py, FMP's main script): x0 = clip(x + alpha * sign noise), drawn once
+    # for every map, then ONE step x0 + eps * sign(grad) clipped to [0, 1], with no eps-ball
+    # (a pixel moves up to alpha + eps). pgd: `steps` of alpha from a random start per map,
+    # projected onto the eps-ball around x (pgd-feature.py's projection; Celine's old default)
+    map_attack: str = "fgsm"
+    eps: float = 0.1  # fgsm: the step; pgd: the L-inf radius (FMP's yaml values are not public)
+    alpha: float = 0.1  # the random start's amplitude (random_start=sign); pgd: also the step
+    steps: int = 1  # pgd only; fgsm is one step
     random_start: str = "sign"  # sign (FMP) | uniform | none (no start: no gradient, all tied)
     attack_samples: int = 1024  # clean images attacked per map, at most the defender's subset
     # (pgd-feature.py: one batch of 1024 on CIFAR-10)
@@ -109,9 +127,14 @@ class FMTConfig(FineTuneConfig):
 
     def __post_init__(self) -> None:
         self._check_finetune()
+        one_of("method.map_attack", self.map_attack, ("fgsm", "pgd"))
         in_range("method.eps", self.eps, 0.0, 1.0)
         in_range("method.alpha", self.alpha, 0.0, 1.0)
         in_range("method.steps", self.steps, 1)
+        if self.map_attack == "fgsm" and self.steps != 1:
+            raise ConfigError(
+                "method.steps", self.steps, "map_attack=fgsm takes one step; use map_attack=pgd"
+            )
         one_of("method.random_start", self.random_start, ("sign", "uniform", "none"))
         in_range("method.attack_samples", self.attack_samples, 1)
         if self.prune_ratio is not None:
@@ -148,17 +171,22 @@ class RandomPruneConfig(FineTuneConfig):
 
 @dataclass
 class FinePruningConfig(FineTuneConfig):
-    """Fine-Pruning (Liu et al. 2018): prune the last conv layer's maps in ascending order of
-    mean activation on clean data until clean accuracy falls by more than `acc_drop` or
-    `max_ratio` of the layer is pruned, then fine-tune with the pruned maps masked."""
+    """Fine-Pruning (Liu et al. 2018): prune the last conv stage's output channels (after the
+    residual add) in ascending order of mean activation on clean data until clean accuracy falls
+    by more than `acc_drop` or `max_ratio` of them are pruned, then fine-tune with them masked."""
 
     name: str = "fmt_fine_pruning"
     max_ratio: float = 0.8  # BackdoorBench FP: ratio 0.8
     acc_drop: float = 0.1  # BackdoorBench FP: acc_ratio 0.1
-    keep_mask: bool = True
+    keep_mask: bool = True  # the paper's pruned neurons stay removed through fine-tuning
 
     def __post_init__(self) -> None:
         self._check_finetune()
+        if not self.keep_mask:
+            raise ConfigError(
+                "method.keep_mask", False, "Fine-Pruning masks the stage's output channels "
+                "(there are no conv rows to zero after the residual add); keep it true",
+            )  # fmt: skip
         in_range("method.max_ratio", self.max_ratio, 0.0, 1.0)
         in_range("method.acc_drop", self.acc_drop, 0.0, 1.0)
 

@@ -29,16 +29,24 @@ def map_attack_predictions(
     random_start: str,
     generator: torch.Generator,
     maps_per_call: int = 16,
+    map_attack: str = "pgd",
+    start: Tensor | None = None,
 ) -> Tensor:
     """FMT's test of every map of one conv layer: for each map, the model's predictions `[maps,
-    len(x)]` on the inputs attacked (PGD/FGSM from a random start) to maximise that map's change."""
+    len(x)]` on the inputs attacked to maximise that map's change.
+
+    map_attack="fgsm" (fgsm-feature.py): from `start` (one random start shared by every map),
+    one signed-gradient step of eps, clipped to [0, 1] only. "pgd": `steps` of alpha from a
+    random start per map, projected onto the eps-ball around x."""
     n_maps = conv_layers(model)[layer].out_channels
+    fgsm = map_attack == "fgsm"
     preds = []
-    for start in range(0, n_maps, maps_per_call):
-        chans = list(range(start, min(n_maps, start + maps_per_call)))
+    for first in range(0, n_maps, maps_per_call):
+        chans = list(range(first, min(n_maps, first + maps_per_call)))
         adv = feature_map_pgd(
-            model, x, layer, chans, eps=eps, alpha=alpha, steps=steps,
-            random_start=random_start, generator=generator,
+            model, x, layer, chans, eps=eps, alpha=eps if fgsm else alpha,
+            steps=1 if fgsm else steps, random_start=random_start, generator=generator,
+            project=not fgsm, start=start if fgsm else None,
         )  # fmt: skip
         preds.append(_predict(model, adv.flatten(0, 1)).view(len(chans), len(x)))
     return torch.cat(preds)
@@ -58,9 +66,11 @@ def fmt_scores(
     maps_per_call: int = 16,
     seed: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    map_attack: str = "fgsm",
 ) -> dict[str, Tensor]:
-    """FMT's detection score of every map of every conv layer: attack the map (PGD/FGSM on the
-    input maximising the map's change from a random start) and score the model on the result.
+    """FMT's detection score of every map of every conv layer: attack the map (FGSM or PGD on
+    the input maximising the map's change from a random start, see `map_attack_predictions`) and
+    score the model on the result.
 
     score="accuracy" (FMP): accuracy on the attacked inputs; a backdoor map, once excited,
     flips predictions to the target, so LOW scores are suspects. score="mode_share": the share
@@ -68,11 +78,21 @@ def fmt_scores(
     model.eval()
     layers = layers or list(conv_layers(model))
     g = torch.Generator().manual_seed(40_009 + seed)
+    start = None
+    if map_attack == "fgsm":  # fgsm-feature.py: x + alpha * sign(U(-alpha, alpha)), drawn once
+        if random_start == "none":
+            start = x
+        else:
+            noise = torch.rand(x.shape, generator=g).to(x) * 2 - 1
+            amp = alpha if random_start == "sign" else eps
+            start = (x + (amp * noise.sign() if random_start == "sign" else amp * noise)).clamp(
+                0, 1
+            )
     out: dict[str, Tensor] = {}
     for li, name in enumerate(layers):
         pred = map_attack_predictions(
             model, x, name, eps=eps, alpha=alpha, steps=steps, random_start=random_start,
-            generator=g, maps_per_call=maps_per_call,
+            generator=g, maps_per_call=maps_per_call, map_attack=map_attack, start=start,
         )  # fmt: skip
         if score == "accuracy":
             out[name] = (pred == y).float().mean(1)
@@ -140,10 +160,27 @@ def random_per_layer(
     }  # fmt: skip
 
 
+def last_stage(model: nn.Module) -> str:
+    """The module whose output is the last conv stage's maps, the ones Fine-Pruning prunes (Liu
+    et al. 2018: the last convolutional layer's neurons, which the classifier reads): a ResNet's
+    last `layerN` (its output is after the residual add and ReLU, so a pruned channel is gone
+    for the classifier; pruning a conv inside the block would leave the identity shortcut's
+    copy), VGG's last ReLU, else the last conv (LeNet-5, whose ReLU runs in place on it)."""
+    stages = [n for n in ("layer4", "layer3", "layer2", "layer1") if hasattr(model, n)]
+    if stages:
+        return stages[0]
+    convs = list(conv_layers(model))
+    body = getattr(model, "body", None)
+    if isinstance(body, nn.Sequential) and not any(isinstance(m, nn.Linear) for m in body):
+        relus = [i for i, m in enumerate(body) if isinstance(m, nn.ReLU)]
+        if relus:
+            return f"body.{relus[-1]}"
+    return convs[-1]
+
+
 @torch.no_grad()
 def mean_activation(model: nn.Module, x: Tensor, layer: str) -> Tensor:
-    """Fine-Pruning's ranking: each map's mean activation (after its ReLU where the model
-    applies one in place, else the raw conv output) over clean images."""
+    """Fine-Pruning's ranking: each map's mean activation (after ReLU) over clean images."""
     from celine.vision.featuremaps import forward_with_maps
 
     model.eval()

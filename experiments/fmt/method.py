@@ -151,6 +151,7 @@ class FMT(_Defense):
         scores = fmt_scores(
             model, x, y, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps,
             random_start=cfg.random_start, score=cfg.score, seed=ctx.seed,
+            map_attack=cfg.map_attack,
             progress=lambda name, i, _n: ctx.log.info("FMT scored layer %s (%d/%d)", name, i, total),
         )  # fmt: skip
         if cfg.selection == "kmeans":
@@ -166,14 +167,17 @@ class FMT(_Defense):
 
 
 class FinePruning(_Defense):
-    """Fine-Pruning: the last conv layer's least active maps on clean data, pruned one by one
-    while clean accuracy (on the defender's clean subset) stays within `acc_drop`."""
+    """Fine-Pruning: the last conv stage's least active output channels on clean data (after the
+    residual add, `last_stage`), pruned one by one while clean accuracy (on the defender's clean
+    subset) stays within `acc_drop`, then fine-tuned with them masked."""
 
     def choose(self, ctx, model, clean):
         import torch
 
+        from .defense import last_stage
+
         cfg = self.cfg
-        layer = list(conv_layers(model))[-1]
+        layer = last_stage(model)
         x, y = clean.x.to(ctx.hardware.device), clean.y.to(ctx.hardware.device)
         order = mean_activation(model, x, layer).argsort().tolist()
 

@@ -28,7 +28,8 @@ class FMTTask(ImageTask):
         return make_trigger(
             c.attack, self.in_channels, self.size, seed=self.seed, patch_size=c.patch_size,
             blend_alpha=c.blend_alpha, wanet_k=c.wanet_k, wanet_s=c.wanet_s,
-            sig_delta=c.sig_delta, sig_freq=c.sig_freq,
+            sig_delta=c.sig_delta, sig_freq=c.sig_freq, patch_shape=c.patch_shape,
+            patch_position=c.patch_position,
         )  # fmt: skip
 
     def clean_subset(self):

@@ -220,7 +220,13 @@ def test_runs_end_to_end(outputs, tmp_path):
     for key in ("fdr", "fdr_25", "random/fdr_100", "nc/fdr_100", "deepfeature_kselection/fdr_100"):
         assert 0 <= metrics[key] <= 1 and run.data.metrics[key] == pytest.approx(metrics[key])
     table = pd.read_csv(tmp_path / "sel" / "tables" / "selection.csv")
-    assert list(table["strategy"]) == ["deepfeature", "deepfeature_kselection", "random", "nc"]
+    assert list(table["strategy"]) == [
+        "deepfeature", "deepfeature_kselection", "least_vulnerable", "random_maps",
+        "origin_distance", "random", "nc",
+    ]  # fmt: skip
+    for control in ("least_vulnerable", "random_maps", "origin_distance"):
+        diff = metrics["fdr"] - metrics[f"{control}/fdr_100"]
+        assert metrics[f"vs_minus_{control}/fdr"] == pytest.approx(diff)
     assert (tmp_path / "sel" / "plots" / "fault_curves.png").is_file()
     assert 0 <= metrics["repair/heldout_pool_acc_after"] <= 1
     fuzz = run_in_process([*TINY, "method=df_fuzz", "method.budget=6", "method.seeds=16"], tmp_path / "fz")  # fmt: skip
@@ -240,3 +246,25 @@ def test_deepfeature_selection_beats_coverage_and_random_over_seeds(outputs, tmp
         )  # fmt: skip
         wins += m["fdr"] > max(m["nc/fdr_100"], m["random/fdr_100"])
     assert wins == 3
+
+
+def test_controls_score_the_least_vulnerable_random_maps_and_pixel_distance():
+    import torch
+
+    from celine.experiments.deepfeature import selection as sel
+
+    class Pool:
+        origin = torch.zeros(3, 1, 2, 2)
+        x = torch.stack([torch.full((1, 2, 2), v) for v in (0.1, 0.5, 0.2)])
+
+    class Task:
+        def pool(self):
+            return Pool()
+
+    changes = torch.tensor([[1.0, 2.0, 30.0, 4.0], [5.0, 0.0, 10.0, 8.0], [0.0, 9.0, 20.0, 1.0]])
+    info = {"changes": changes, "fvs": changes.mean(0), "vs": [2, 3]}  # FVS 2, 3.67, 20, 4.33
+    out = sel.control_scores(Task(), info, seed=0)
+    assert torch.allclose(out["least_vulnerable"], changes[:, [0, 1]].mean(1))  # 2 lowest FVS
+    assert torch.allclose(out["origin_distance"], torch.tensor([0.01, 0.25, 0.04]))
+    again = sel.control_scores(Task(), info, seed=0)["random_maps"]
+    assert torch.equal(out["random_maps"], again) and out["random_maps"].shape == (3,)

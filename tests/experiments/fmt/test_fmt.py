@@ -119,7 +119,7 @@ def test_detection_ranks_the_planted_backdoor_map_lowest():
         asr = (net(bd.x).argmax(1) == 0).float().mean()
     assert clean_acc > 0.75 and asr == 1.0  # a working backdoor that clean inputs do not trigger
     x, y = s.val.x[:128], s.val.y[:128]
-    scores = fmt_scores(net, x, y, eps=0.3, alpha=0.05, steps=5, seed=0)["conv"]
+    scores = fmt_scores(net, x, y, eps=0.3, alpha=0.05, steps=5, seed=0, map_attack="pgd")["conv"]
     assert int(scores.argmin()) == 8
     assert scores[8] < scores[:8].min() - 0.1  # measured: 0.45 vs 0.64
     assert lowest_per_layer({"conv": scores}, 1 / 9) == {"conv": [8]}
@@ -356,3 +356,84 @@ def test_cifar10_preset_runs_end_to_end_on_cifar_format_files(outputs, tmp_path,
     assert run.data.params["hardware.device"].startswith(hardware)
     # PreAct-ResNet-18 x0.25: 16/32/64/128 maps; N // 64 prunes 0 / 0 / 1 / 2 per conv
     assert metrics["maps_pruned"] > 0 and 0.0 <= metrics["asr"] <= 1.0
+
+
+# ---- issue 26: the official feature-map attack, Fine-Pruning after the residual add, triggers ----
+
+
+def test_patch_shapes_and_positions_write_exactly_their_pixels():
+    x = torch.full((2, 1, 8, 8), 0.5)
+    square = attacks.make_trigger("badnets", 1, 8, seed=0, patch_position="top_left")(x)
+    assert torch.all(square[..., :3, :3] == 1.0) and (square != x).sum() == 2 * 9
+    checker = attacks.make_trigger("badnets", 1, 8, seed=0, patch_shape="checker")(x)
+    assert torch.equal(checker[0, 0, -3:, -3:], torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]]))
+    cross = attacks.make_trigger(
+        "badnets", 1, 8, seed=0, patch_shape="cross", patch_position="center"
+    )(x)
+    changed = (cross[0, 0] != 0.5).nonzero().tolist()  # a plus centred at (3, 3) in rows 2..4
+    assert sorted(changed) == [[2, 3], [3, 2], [3, 3], [3, 4], [4, 3]]
+    with pytest.raises(Exception, match="task.patch_position"):
+        config.FMTTaskConfig(patch_position="middle")
+
+
+def test_fgsm_map_attack_is_unprojected_from_one_shared_start_and_pgd_stays_in_the_ball():
+    from celine.vision.featuremaps import feature_map_pgd
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, padding=1))
+    net.eval()
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.25
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    start = (x + 0.1 * noise.sign()).clamp(0, 1)
+    adv = feature_map_pgd(
+        net, x, "2", [0, 1, 2], eps=0.1, alpha=0.1, steps=1, project=False, start=start
+    )
+    step = adv - start  # one signed step of eps from the shared start: exactly +-0.1 (or 0)
+    assert torch.allclose(step.abs().amax(), torch.tensor(0.1))
+    assert (adv - x).abs().amax() > 0.15  # the fgsm script's pixel moves up to alpha + eps
+    assert not torch.equal(adv[0], adv[1])  # each map's own gradient, the same start
+    pgd = feature_map_pgd(net, x, "2", [0, 1, 2], eps=0.1, alpha=0.1, steps=1, random_start="sign",
+                          generator=torch.Generator().manual_seed(3))  # fmt: skip
+    assert (pgd - x).abs().amax() <= 0.1 + 1e-6
+    with pytest.raises(Exception, match="method.steps"):
+        config.FMTConfig(map_attack="fgsm", steps=3)
+    assert config.FMTConfig().map_attack == "fgsm"
+
+
+@pytest.mark.parametrize(
+    "arch, stage", [("resnet20", "layer3"), ("preact_resnet18", "layer4"), ("lenet5", "conv2")]
+)
+def test_fine_pruning_masks_the_last_stage_output_after_the_residual_add(arch, stage):
+    from celine.experiments.fmt.defense import last_stage
+    from celine.vision.featuremaps import MapMask
+    from celine.vision.zoo import build_classifier
+
+    torch.manual_seed(0)
+    model = build_classifier(arch, 10, 1, width=0.25, size=16).eval()
+    assert last_stage(model) == stage
+    x = torch.rand(4, 1, 16, 16)
+    if arch == "resnet20":  # the pooled features ARE the stage's channels: pruned ones are 0
+        with MapMask(model, {stage: [0, 2]}), torch.no_grad():
+            feats = model.features(x)
+        assert torch.all(feats[:, [0, 2]] == 0) and torch.all(feats[:, 1] > 0)
+    vgg = build_classifier("vgg16_bn", 10, 1, width=0.125, size=16)
+    name = last_stage(vgg)
+    assert isinstance(dict(vgg.named_modules())[name], nn.ReLU)
+
+
+def test_backdoored_training_is_bit_identical_per_seed():
+    from celine.vision.train import train_classifier
+    from celine.vision.zoo import build_classifier
+
+    s = load_images("digits", seed=0, size=8)
+    trig = attacks.make_trigger("badnets", 1, 8, seed=3, patch_shape="cross")
+    poisoned, _ = attacks.poison_set(s.train.subset(range(96)), trig, 0.1, 0, seed=3)
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = build_classifier("resnet20", 10, 1, width=0.25, size=8)
+        train_classifier(model, poisoned, None, epochs=1, lr=5e-3, batch_size=64,
+                         optimizer="adam", seed=3)  # fmt: skip
+        weights.append(torch.cat([p.detach().flatten() for p in model.state_dict().values()
+                                  if p.is_floating_point()]))  # fmt: skip
+    assert torch.equal(weights[0], weights[1])

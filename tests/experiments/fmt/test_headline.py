@@ -1,15 +1,11 @@
-"""fmt's headline, pinned fast as what is true: the backdoor is removed by pruning plus
-fine-tuning whichever maps are pruned. At smoke scale (8x8 digits, ResNet-20 x0.25, a 3-epoch
-BadNets model, one fine-tuning epoch) FMT's maps and as many random maps per layer both take the
-ASR from >.9 to near 0, while the same fine-tuning without pruning keeps it; FMT is no better
-than random pruning here. At full size the README's paired test over seeds finds the same: FMT
-vs random pruning p = .57 (BadNets) and .14 (Blend) over 5 seeds, so its mean advantage is not
-reproduced with significance. The slow twin (`test_fmt.py`, Blend, default size) checks FMT
-against fine-tuning alone.
-
-Measured on the loaded 2-core machine (seeds 0 / 2; before: ASR .963 / .941): FMT ASR .025 /
-.068, random pruning .096 / .000, fine-tuning alone .917 / .713. Seed 1's 3-epoch model is not
-backdoored (ASR .26) and is not used.
+"""fmt's headline, pinned fast as what is true: pruning plus fine-tuning removes a BadNets
+backdoor that fine-tuning alone keeps, and FMT's maps (FMP's unprojected feature-map FGSM, the
+default since issue 26) do no better than as many random maps per layer. At smoke scale (8x8
+digits, ResNet-20 x0.25, a 3-epoch BadNets model, one fine-tuning epoch), measured on the loaded
+2-core machine, ASR after the defence: seed 0 FMT .315, random pruning .198, fine-tuning alone
+.944; seed 2 .000 / .003 / .728. On a trigger the settings were not tuned on (checkerboard patch,
+top-left, target 3; seed 0): FMT .446, random .087, fine-tuning .963. The 10-seed study behind
+the README's headline is `conf/experiment/fmt_headline.yaml` (`celine reproduce task=fmt`).
 """
 
 import pytest
@@ -34,8 +30,26 @@ def test_headline_fmt_no_better_than_random_pruning_both_beat_fine_tuning(seed, 
     fmt, rand, ft = (runs[m] for m in ("fmt", "fmt_random_prune", "fmt_finetune"))
     assert fmt["before/asr"] > 0.9  # the model is backdoored (the cached model is shared)
     assert ft["asr"] > 0.5  # fine-tuning alone keeps the backdoor: the comparison is not vacuous
-    assert fmt["asr"] < 0.2 and rand["asr"] < 0.2  # pruning + fine-tuning removes it ...
-    assert abs(fmt["asr"] - rand["asr"]) < 0.15  # ... whichever maps are pruned
+    assert fmt["asr"] < ft["asr"] - 0.3 and rand["asr"] < ft["asr"] - 0.3  # pruning helps ...
+    assert fmt["asr"] > rand["asr"] - 0.1  # ... and FMT's maps are no better than random ones
+
+
+def test_fmt_on_a_trigger_it_was_not_tuned_on(outputs, tmp_path):
+    """A checkerboard patch in the top-left corner with target class 3 (the settings were chosen
+    on the white bottom-right square, target 0): same smoke scale, seed 0."""
+    untuned = ["task.patch_shape=checker", "task.patch_position=top_left", "task.target=3"]
+    runs = {
+        m: run_in_process(
+            [*SMOKE, *untuned, f"method={m}", "seed=0", *(FMT_SMOKE if m == "fmt" else [])],
+            tmp_path / m,
+        )
+        for m in ("fmt", "fmt_random_prune", "fmt_finetune")
+    }
+    fmt, rand, ft = (runs[m] for m in ("fmt", "fmt_random_prune", "fmt_finetune"))
+    assert fmt["before/asr"] > 0.9 and ft["asr"] > 0.5  # implanted; fine-tuning alone keeps it
+    # measured: FMT .446, random pruning .087, fine-tuning alone .963: FMT still lowers the ASR
+    # but less than random maps do on this trigger
+    assert fmt["asr"] < ft["asr"] - 0.3 and fmt["asr"] > rand["asr"] - 0.1
 
 
 def test_a_model_that_is_not_backdoored_reports_asr_and_ra_missing_not_a_win():
