@@ -38,8 +38,13 @@ register_task(
         ),
     ],  # fmt: skip
     methods=[
-        "ka2er", "med_feature_avg", "med_joint", "med_expert", "med_threshold",
-        "med_joint_decoder", "ka2er_noskip",
+        "ka2er",
+        "med_feature_avg",
+        "med_joint",
+        "med_expert",
+        "med_threshold",
+        "med_joint_decoder",
+        "ka2er_noskip",
     ],
     description="amalgamate per-task segmentation experts into one prompted SwinUNETR model",
 )

@@ -42,7 +42,9 @@ class DynUNetConfig:
     filters: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
     kernel_size: int = 3
     res_block: bool = False
-    epochs: int = 50  # the loss is flat by then on the shape tasks (README: 0.072 at 50, 0.069 at 60)
+    epochs: int = (
+        50  # the loss is flat by then on the shape tasks (README: 0.072 at 50, 0.069 at 60)
+    )
     batch_size: int = 8
     seed: int | None = None  # None: the run seed (replicates retrain the experts); a number:
     # the same experts for every run seed (a sweep then varies the amalgamation alone)

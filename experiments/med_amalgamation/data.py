@@ -189,12 +189,13 @@ def volume_transform(cfg):
         EnsureChannelFirstd(["image", "label"]),
         Orientationd(["image", "label"], axcodes="RAS"),
     ]
-    if cfg.pixdim:
+    pixdim, window = getattr(cfg, "pixdim", None), getattr(cfg, "intensity_range", None)
+    if pixdim:
         steps.append(
-            Spacingd(["image", "label"], pixdim=list(cfg.pixdim), mode=("bilinear", "nearest"))
+            Spacingd(["image", "label"], pixdim=list(pixdim), mode=("bilinear", "nearest"))
         )
-    if cfg.intensity_range:
-        lo, hi = cfg.intensity_range
+    if window:
+        lo, hi = window
         steps.append(ScaleIntensityRanged("image", lo, hi, 0.0, 1.0, clip=True))
     else:
         steps.append(ScaleIntensityd("image", minv=0.0, maxv=1.0, channel_wise=True))
@@ -209,14 +210,15 @@ def load_volumes(items: list[dict], cfg, test: bool = False) -> tuple[torch.Tens
     from monai.transforms import Resize, ResizeWithPadOrCrop
 
     load = volume_transform(cfg)
-    if test and cfg.test_size:
-        fit = ResizeWithPadOrCrop((cfg.test_size,) * cfg.spatial_dims)
+    test_size = getattr(cfg, "test_size", 0) if test else 0
+    if test_size:
+        fit = ResizeWithPadOrCrop((test_size,) * cfg.spatial_dims)
         resize_img = resize_lab = fit
     else:
         size = (cfg.image_size,) * cfg.spatial_dims
         resize_img = Resize(size, mode="trilinear" if cfg.spatial_dims == 3 else "bilinear")
         resize_lab = Resize(size, mode="nearest")
-    by_label = not test or cfg.test_slice == "foreground"
+    by_label = not test or getattr(cfg, "test_slice", "middle") == "foreground"
     xs, ys = [], []
     for item in items:
         d = load(dict(item))

@@ -66,7 +66,9 @@ def segmentation_scores(pred: torch.Tensor, label: torch.Tensor) -> dict[str, fl
     else:
         out["hd95"] = float("nan")
     empty = ~keep
-    out["fp_empty"] = float(pred[empty].flatten(1).any(1).float().mean()) if empty.any() else float("nan")
+    out["fp_empty"] = (
+        float(pred[empty].flatten(1).any(1).float().mean()) if empty.any() else float("nan")
+    )
     return out
 
 

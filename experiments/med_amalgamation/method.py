@@ -54,18 +54,16 @@ class KA2ER:
         if cfg.fusion != "none" or prompts_from_experts:
             experts, expert_info = _experts(ctx, ctx.task_cfg.expert)
         own_expert = {t.name: e for t, e in zip(tasks, experts, strict=False)}
-        if cfg.fusion == "none":  # experts only draw the test prompts; the model never sees them
-            experts_in_model = []
-        else:
-            experts_in_model = experts
+        # fusion=none: the experts only draw the test prompts; the model never sees them
+        experts_in_model = [] if cfg.fusion == "none" else experts
         # seeded after the experts, which consume the global generator only when they are
         # trained (not when loaded from the cache): the target's initial weights, and so the
         # run, then depend on the seed alone
         torch.manual_seed(ctx.seed)
         target = ctx.build_model()
-        model = AmalgamatedSegmenter(
-            target, experts_in_model, cfg, ctx.task_cfg.spatial_dims
-        ).to(device)
+        model = AmalgamatedSegmenter(target, experts_in_model, cfg, ctx.task_cfg.spatial_dims).to(
+            device
+        )
         before = [p.detach().clone() for p in model.experts.parameters()]
         started = time.time()
         fit = train_amalgamated(
@@ -76,7 +74,10 @@ class KA2ER:
             torch.equal(a, b.detach())
             for a, b in zip(before, model.experts.parameters(), strict=True)
         )
+
         def source(t, kind):
+            if cfg.prompt == "none":  # no prompt: nothing to draw it from
+                return None
             return expert_source(own_expert[t.name]) if kind == "expert" else label_source(t.test_y)
 
         metrics, table, fig = ctx.task.evaluate(
