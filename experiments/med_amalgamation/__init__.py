@@ -18,6 +18,16 @@ register_task(
             required=False,
             description="mean weight the expert attention gives each input's own-task expert",
         ),
+        *[
+            MetricSpec(f"dice/{t}", goal="max", required=False, description=f"Dice on {t}")
+            for t in ("discs", "squares", "large_objects")
+        ],
+        MetricSpec(
+            "expert_dice/mean",
+            goal=None,
+            required=False,
+            description="each task's own expert on the same test images (ka2er's reference)",
+        ),
         MetricSpec(
             "fp_empty/mean",
             goal="min",
