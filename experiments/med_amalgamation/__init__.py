@@ -18,6 +18,28 @@ register_task(
             required=False,
             description="mean weight the expert attention gives each input's own-task expert",
         ),
+        *[
+            MetricSpec(f"dice/{t}", goal="max", required=False, description=f"Dice on {t}")
+            for t in ("discs", "squares", "large_objects")
+        ],
+        MetricSpec(
+            "expert_dice/mean",
+            goal=None,
+            required=False,
+            description="each task's own expert on the same test images (ka2er's reference)",
+        ),
+        MetricSpec(
+            "fp_empty/mean",
+            goal="min",
+            required=False,
+            description="share of test images with an empty label where anything is predicted",
+        ),
+        MetricSpec(
+            "dice_label_prompt/mean",
+            goal="max",
+            required=False,
+            description="Dice with test prompts from the ground truth (MedSAM protocol)",
+        ),
         MetricSpec(
             "dice/off_task_mean",
             goal=None,
@@ -25,7 +47,15 @@ register_task(
             description="experts on the other tasks' data (domain shift)",
         ),
     ],  # fmt: skip
-    methods=["ka2er", "med_feature_avg", "med_joint", "med_expert"],
+    methods=[
+        "ka2er",
+        "med_feature_avg",
+        "med_joint",
+        "med_expert",
+        "med_threshold",
+        "med_joint_decoder",
+        "ka2er_noskip",
+    ],
     description="amalgamate per-task segmentation experts into one prompted SwinUNETR model",
 )
 register_method(
@@ -41,6 +71,27 @@ register_method(
     config=f"{_ROOM}.config:MedFeatureAvgConfig",
     description="baseline: as ka2er, experts' features averaged instead of attended",
     models=["swinunetr"],
+)
+register_method(
+    "med_joint_decoder",
+    impl=f"{_ROOM}.method:KA2ER",
+    config=f"{_ROOM}.config:MedJointDecoderConfig",
+    description="baseline: pooled training with ka2er's decoder, no experts, no prompt",
+    models=["swinunetr"],
+)
+register_method(
+    "ka2er_noskip",
+    impl=f"{_ROOM}.method:KA2ER",
+    config=f"{_ROOM}.config:KA2ERNoSkipConfig",
+    description="ablation: ka2er whose decoder gets no skip features from the target",
+    models=["swinunetr"],
+)
+register_method(
+    "med_threshold",
+    impl=f"{_ROOM}.method:MedThreshold",
+    config=f"{_ROOM}.config:MedThresholdConfig",
+    description="sanity baseline: one intensity threshold per task, fitted on the training split",
+    models=None,  # no network: any model group choice is ignored
 )
 register_method(
     "med_joint",

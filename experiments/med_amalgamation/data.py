@@ -53,9 +53,63 @@ def _synthetic_one(name: str, size: int, dims: int, rs: np.random.RandomState):
     return img.astype(np.float32), mask.astype(np.float32)
 
 
+# The default benchmark (issue 27): every image of every task holds discs and squares of one
+# intensity distribution, so no intensity threshold separates what a task labels from what it
+# does not. The labels conflict across tasks: a disc is foreground in `discs`, background in
+# `squares`; `large_objects` labels by size, whatever the shape. Each task has its own acquisition
+# style (contrast, gamma, noise), the only cue a model without a task prompt has for which rule
+# applies. About 1 image in 8 holds no object of its task's class (an empty label, scored).
+SHAPES = {
+    # rule: which objects are foreground; style: (invert, gamma, contrast, noise)
+    "discs": dict(rule="disc", invert=False, gamma=1.0, contrast=1.0, noise=0.10),
+    "squares": dict(rule="square", invert=True, gamma=0.5, contrast=1.0, noise=0.12),
+    "large_objects": dict(rule="large", invert=False, gamma=1.0, contrast=0.5, noise=0.10),
+}
+LARGE_RADIUS = 8  # large_objects: objects with a half-side/radius of at least this many pixels
+
+
+def _shapes_one(name: str, size: int, dims: int, rs: np.random.RandomState):
+    spec = SHAPES[name]
+    grid = np.stack(np.meshgrid(*([np.arange(size)] * dims), indexing="ij"), -1).astype(np.float32)
+    img = np.zeros((size,) * dims, np.float32)
+    mask = np.zeros((size,) * dims, np.float32)
+    occupied = np.zeros((size,) * dims, bool)
+    n_objs = rs.randint(4, 8) if dims == 2 else rs.randint(2, 5)
+    empty = rs.rand() < 0.125  # no object of the task's class in this image
+    placed = 0
+    for _ in range(n_objs * 20):  # rejection sampling: objects do not touch
+        if placed == n_objs:
+            break
+        r = rs.randint(4, 11)
+        kind = "disc" if rs.rand() < 0.5 else "square"
+        centre = rs.randint(r + 1, size - r - 1, size=dims).astype(np.float32)
+        offset = np.abs(grid - centre)
+        inside = (
+            (offset**2).sum(-1) <= r * r if kind == "disc" else (offset <= r - 0.5).all(-1)
+        )  # a square of side 2r: about the disc's extent, 27% more area
+        labelled = kind == spec["rule"] or (spec["rule"] == "large" and r >= LARGE_RADIUS)
+        if empty and labelled:
+            continue
+        halo = np.sqrt((offset**2).sum(-1)) <= r * 1.45 + 2  # covers the square's corners
+        if (occupied & halo).any():
+            continue
+        occupied |= halo
+        img[inside] = rs.uniform(0.55, 1.0)
+        if labelled:
+            mask[inside] = 1.0
+        placed += 1
+    img = img * spec["contrast"] + rs.normal(0.0, spec["noise"], img.shape).astype(np.float32)
+    img = np.clip(img, 0.0, 1.0)
+    if spec["invert"]:
+        img = 1.0 - img
+    img = img ** spec["gamma"]
+    return img.astype(np.float32), mask
+
+
 def synthetic_task(name: str, n: int, size: int, dims: int, seed: int):
     rs = np.random.RandomState(seed)
-    pairs = [_synthetic_one(name, size, dims, rs) for _ in range(n)]
+    one = _shapes_one if name in SHAPES else _synthetic_one
+    pairs = [one(name, size, dims, rs) for _ in range(n)]
     x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
     y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
     return x, y
@@ -82,7 +136,7 @@ def load_tasks(cfg) -> list[TaskData]:
             cut = max(1, int(round(0.8 * len(items))))
             train, test = items[:cut], items[cut:] or items[-1:]
         tx, ty = load_volumes(train[: cfg.n_train], cfg)
-        vx, vy = load_volumes(test[: cfg.n_test], cfg)
+        vx, vy = load_volumes(test[: cfg.n_test], cfg, test=True)
         out.append(TaskData(name, tx, ty, vx, vy))
     return out
 
@@ -118,34 +172,53 @@ def nifti_items(folder: Path) -> list[dict]:
 
 
 def volume_transform(cfg):
-    """MONAI transforms: load, channel first, RAS, pick one channel, scale, resize."""
+    """MONAI transforms: load, channel first, RAS, resample to `pixdim` (Spacingd), scale the
+    intensities (a fixed window, ScaleIntensityRanged, or each image's range)."""
     from monai.transforms import (
         Compose,
         EnsureChannelFirstd,
         LoadImaged,
         Orientationd,
         ScaleIntensityd,
+        ScaleIntensityRanged,
+        Spacingd,
     )
 
-    return Compose(
-        [
-            LoadImaged(["image", "label"], image_only=True),
-            EnsureChannelFirstd(["image", "label"]),
-            Orientationd(["image", "label"], axcodes="RAS"),
-            ScaleIntensityd(["image"], minv=0.0, maxv=1.0, channel_wise=True),
-        ]
-    )
+    steps = [
+        LoadImaged(["image", "label"], image_only=True),
+        EnsureChannelFirstd(["image", "label"]),
+        Orientationd(["image", "label"], axcodes="RAS"),
+    ]
+    pixdim, window = getattr(cfg, "pixdim", None), getattr(cfg, "intensity_range", None)
+    if pixdim:
+        steps.append(
+            Spacingd(["image", "label"], pixdim=list(pixdim), mode=("bilinear", "nearest"))
+        )
+    if window:
+        lo, hi = window
+        steps.append(ScaleIntensityRanged("image", lo, hi, 0.0, 1.0, clip=True))
+    else:
+        steps.append(ScaleIntensityd("image", minv=0.0, maxv=1.0, channel_wise=True))
+    return Compose(steps)
 
 
-def load_volumes(items: list[dict], cfg) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load pairs with MONAI transforms into (N, 1, *size) tensors; 2D takes the axial slice
-    with the most foreground of each volume."""
-    from monai.transforms import Resize
+def load_volumes(items: list[dict], cfg, test: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load pairs with MONAI transforms into (N, 1, *size) tensors. Training: resized to
+    image_size; 2D takes each volume's axial slice with the most foreground. Test with
+    `test_size`: padded or cropped to test_size, not resized (sliding-window inference), and 2D
+    takes the middle slice unless `test_slice=foreground`."""
+    from monai.transforms import Resize, ResizeWithPadOrCrop
 
     load = volume_transform(cfg)
-    size = (cfg.image_size,) * cfg.spatial_dims
-    resize_img = Resize(size, mode="trilinear" if cfg.spatial_dims == 3 else "bilinear")
-    resize_lab = Resize(size, mode="nearest")
+    test_size = getattr(cfg, "test_size", 0) if test else 0
+    if test_size:
+        fit = ResizeWithPadOrCrop((test_size,) * cfg.spatial_dims)
+        resize_img = resize_lab = fit
+    else:
+        size = (cfg.image_size,) * cfg.spatial_dims
+        resize_img = Resize(size, mode="trilinear" if cfg.spatial_dims == 3 else "bilinear")
+        resize_lab = Resize(size, mode="nearest")
+    by_label = not test or getattr(cfg, "test_slice", "middle") == "foreground"
     xs, ys = [], []
     for item in items:
         d = load(dict(item))
@@ -159,16 +232,14 @@ def load_volumes(items: list[dict], cfg) -> tuple[torch.Tensor, torch.Tensor]:
         )
         fg = fg.float()
         if cfg.spatial_dims == 2:
-            if img.ndim == 4:  # (1, H, W, D): the slice with the most foreground
-                z = int(fg.sum(dim=(0, 1, 2)).argmax())
+            if img.ndim == 4:  # (1, H, W, D): one axial slice
+                z = int(fg.sum(dim=(0, 1, 2)).argmax()) if by_label else img.shape[-1] // 2
                 img, fg = img[..., z], fg[..., z]
         elif img.ndim == 3:
             raise ValueError(f"{item['image']}: a 2D image cannot feed a 3D task")
-        xs.append(resize_img(img))
-        ys.append((resize_lab(fg) > 0.5).float())
-    return torch.stack([torch.as_tensor(x) for x in xs]), torch.stack(
-        [torch.as_tensor(y) for y in ys]
-    )
+        xs.append(torch.as_tensor(resize_img(img)).as_subclass(torch.Tensor))
+        ys.append((torch.as_tensor(resize_lab(fg)).as_subclass(torch.Tensor) > 0.5).float())
+    return torch.stack(xs), torch.stack(ys)
 
 
 # -- prompts from labels -------------------------------------------------------------------------

@@ -12,51 +12,98 @@ from .data import boxes_from_masks
 
 
 @torch.no_grad()
-def predict(fn, x: torch.Tensor, device, batch_size: int = 8) -> torch.Tensor:
-    """Binary masks (N, 1, *S) from `fn(x_batch, index) -> foreground probability or mask`."""
+def predict(fn, x: torch.Tensor, device, batch_size: int = 8, roi=None) -> torch.Tensor:
+    """Binary masks (N, 1, *S) from `fn(x_batch, index, window=None) -> foreground mask`.
+
+    Images larger than `roi` (real test volumes kept at their resampled size) go through MONAI's
+    sliding_window_inference, one image at a time; `window` is then the spatial slices of the
+    current window, so a prompt can be cut to it."""
+    if roi is None or tuple(x.shape[2:]) == tuple(roi):
+        out = []
+        for i in range(0, len(x), batch_size):
+            idx = torch.arange(i, min(i + batch_size, len(x)))
+            out.append(fn(x[idx].to(device), idx).float().cpu())
+        return torch.cat(out)
+    from monai.inferers import sliding_window_inference
+
     out = []
-    for i in range(0, len(x), batch_size):
-        idx = torch.arange(i, min(i + batch_size, len(x)))
-        out.append(fn(x[idx].to(device), idx).float().cpu())
+    for i in range(len(x)):
+        idx = torch.tensor([i])
+
+        def window(patch, coords, idx=idx):
+            return fn(patch, idx, tuple(coords[0][2:])).float()
+
+        prob = sliding_window_inference(
+            x[i : i + 1].to(device), tuple(roi), 1, window, overlap=0.25, with_coord=True
+        )
+        out.append((torch.as_tensor(prob).as_subclass(torch.Tensor) > 0.5).float().cpu())
     return torch.cat(out)
 
 
 def segmentation_scores(pred: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
-    """Mean Dice and HD95 over the images that have foreground. An empty prediction where there
-    is foreground has no Hausdorff distance; it gets the image diagonal (the worst possible)."""
+    """Dice over every image, HD95 over the images with foreground, and the false-positive rate
+    on the images without foreground.
+
+    An image with an empty label counts in the Dice: 1 if the prediction is empty too, 0 if it
+    marks anything (MONAI's `ignore_empty=False`), so false positives there cost what a missed
+    object costs elsewhere. HD95 is undefined without foreground; an empty prediction where there
+    is foreground gets the image diagonal (the worst possible)."""
     from monai.metrics import DiceMetric, HausdorffDistanceMetric
 
-    keep = label.flatten(1).sum(1) > 0
-    pred, label = pred[keep] > 0.5, label[keep] > 0.5
+    pred, label = pred > 0.5, label > 0.5
     if len(label) == 0:
-        return {"dice": float("nan"), "hd95": float("nan")}
-    dice = DiceMetric(include_background=True, reduction="none")(pred, label)
-    hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(
-        pred, label
+        return {"dice": float("nan"), "hd95": float("nan"), "fp_empty": float("nan")}
+    dice = DiceMetric(include_background=True, reduction="none", ignore_empty=False)(pred, label)
+    keep = label.flatten(1).any(1)
+    out = {"dice": float(dice.nanmean())}
+    if keep.any():
+        hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")(
+            pred[keep], label[keep]
+        )
+        diagonal = math.sqrt(sum(s * s for s in label.shape[2:]))
+        hd = torch.where(torch.isfinite(hd), hd, torch.full_like(hd, diagonal)).clamp(max=diagonal)
+        out["hd95"] = float(hd.mean())
+    else:
+        out["hd95"] = float("nan")
+    empty = ~keep
+    out["fp_empty"] = (
+        float(pred[empty].flatten(1).any(1).float().mean()) if empty.any() else float("nan")
     )
-    diagonal = math.sqrt(sum(s * s for s in label.shape[2:]))
-    hd = torch.where(torch.isfinite(hd), hd, torch.full_like(hd, diagonal)).clamp(max=diagonal)
-    return {"dice": float(dice.nanmean()), "hd95": float(hd.mean())}
+    return out
 
 
-def amalgamated_predictor(model, label: torch.Tensor, prompt: str):
-    """Prompts at test time come from the label, as a user's box would (MedSAM protocol)."""
+def amalgamated_predictor(model, prompt: str, source):
+    """`source(idx) -> (B, 1, *S)` masks that the test-time prompts are drawn from: the label
+    (MedSAM's protocol, a user's box) or the input's own-task expert's prediction (no ground
+    truth at test time). A mask without foreground gives the whole image as its box."""
     from .data import points_from_masks
 
     gen = torch.Generator().manual_seed(0)
 
-    def fn(x, idx):
-        y = label[idx]
-        boxes = boxes_from_masks(y).to(x.device) if "box" in prompt else None
-        points = points_from_masks(y, gen).to(x.device) if "point" in prompt else None
+    def fn(x, idx, window=None):
+        y = source(x, idx, window) if prompt != "none" else None
+        boxes = boxes_from_masks(y.cpu()).to(x.device) if "box" in prompt else None
+        points = points_from_masks(y.cpu(), gen).to(x.device) if "point" in prompt else None
         logits, _ = model(x, boxes=boxes, points=points)
         return torch.sigmoid(logits) > 0.5
 
     return fn
 
 
+def label_source(label: torch.Tensor):
+    def source(x, idx, window=None):
+        y = label[idx]
+        return y if window is None else y[(slice(None), slice(None), *window)]
+
+    return source
+
+
+def expert_source(net):
+    return lambda x, idx, window=None: net(x).argmax(1, keepdim=True).float()
+
+
 def softmax_predictor(net):
-    def fn(x, idx):
+    def fn(x, idx, window=None):
         return net(x).argmax(1, keepdim=True)
 
     return fn

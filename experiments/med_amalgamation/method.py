@@ -11,11 +11,14 @@ from celine.api import Result, RunContext
 
 from .evaluate import (
     amalgamated_predictor,
+    expert_source,
+    label_source,
     predict,
     results_figure,
     segmentation_scores,
     softmax_predictor,
 )
+from .threshold import threshold_predictor
 from .train import get_experts, train_amalgamated, train_joint
 
 
@@ -47,14 +50,20 @@ class KA2ER:
         cfg, device = self.cfg, ctx.hardware.device
         tasks = ctx.task.tasks
         experts, expert_info = ([], [])
-        if cfg.fusion != "none":
+        prompts_from_experts = cfg.prompt != "none" and cfg.eval_prompt == "expert"
+        if cfg.fusion != "none" or prompts_from_experts:
             experts, expert_info = _experts(ctx, ctx.task_cfg.expert)
+        own_expert = {t.name: e for t, e in zip(tasks, experts, strict=False)}
+        # fusion=none: the experts only draw the test prompts; the model never sees them
+        experts_in_model = [] if cfg.fusion == "none" else experts
         # seeded after the experts, which consume the global generator only when they are
         # trained (not when loaded from the cache): the target's initial weights, and so the
         # run, then depend on the seed alone
         torch.manual_seed(ctx.seed)
         target = ctx.build_model()
-        model = AmalgamatedSegmenter(target, experts, cfg, ctx.task_cfg.spatial_dims).to(device)
+        model = AmalgamatedSegmenter(target, experts_in_model, cfg, ctx.task_cfg.spatial_dims).to(
+            device
+        )
         before = [p.detach().clone() for p in model.experts.parameters()]
         started = time.time()
         fit = train_amalgamated(
@@ -65,10 +74,26 @@ class KA2ER:
             torch.equal(a, b.detach())
             for a, b in zip(before, model.experts.parameters(), strict=True)
         )
+
+        def source(t, kind):
+            if cfg.prompt == "none":  # no prompt: nothing to draw it from
+                return None
+            return expert_source(own_expert[t.name]) if kind == "expert" else label_source(t.test_y)
+
         metrics, table, fig = ctx.task.evaluate(
-            lambda t: amalgamated_predictor(model, t.test_y, cfg.prompt),
-            f"{cfg.name} ({cfg.fusion}, prompt={cfg.prompt})",
+            lambda t: amalgamated_predictor(model, cfg.prompt, source(t, cfg.eval_prompt)),
+            f"{cfg.name} ({cfg.fusion}, prompt={cfg.prompt} from {cfg.eval_prompt})",
         )
+        if cfg.prompt != "none" and cfg.eval_prompt != "label":
+            # the MedSAM protocol's number beside it, labelled: prompts from the ground truth
+            for t in tasks:
+                pred = predict(
+                    amalgamated_predictor(model, cfg.prompt, label_source(t.test_y)), t.test_x,
+                    device, roi=ctx.task.roi,
+                )  # fmt: skip
+                metrics[f"dice_label_prompt/{t.name}"] = segmentation_scores(pred, t.test_y)["dice"]
+            label_dice = [metrics[f"dice_label_prompt/{t.name}"] for t in tasks]
+            metrics["dice_label_prompt/mean"] = float(sum(label_dice) / len(label_dice))
         metrics.update(
             {
                 "train/time_s": train_time,
@@ -81,14 +106,15 @@ class KA2ER:
         if experts:  # the reference each task is held to: its own expert, same test images
             own = []
             for task, net in zip(tasks, experts, strict=True):
-                pred = predict(softmax_predictor(net), task.test_x, device)
+                pred = predict(softmax_predictor(net), task.test_x, device, roi=ctx.task.roi)
                 own.append(segmentation_scores(pred, task.test_y)["dice"])
                 metrics[f"expert_dice/{task.name}"] = own[-1]
             table["expert_dice"] = own
             metrics["expert_dice/mean"] = float(sum(own) / len(own))
         if expert_info:
             tables["experts"] = pd.DataFrame(expert_info)
-            weights = self._expert_weights(model, tasks, device)
+        if experts_in_model:
+            weights = self._expert_weights(model, tasks, device, ctx.task.roi)
             tables["expert_weights"] = weights
             own = [weights.loc[i, t.name] for i, t in enumerate(tasks)]
             metrics["alpha/own_expert"] = float(sum(own) / len(own))
@@ -99,27 +125,44 @@ class KA2ER:
         )
 
     @torch.no_grad()
-    def _expert_weights(self, model, tasks, device) -> pd.DataFrame:
+    def _expert_weights(self, model, tasks, device, roi) -> pd.DataFrame:
         """Mean weight alpha_k the layer gives expert k on each task's test inputs: where the
         attention across experts routes (level 3)."""
         rows = []
         for task in tasks:
-            fn = amalgamated_predictor(model, task.test_y, self.cfg.prompt)
             alphas = []
 
-            def grab(x, idx, fn=fn, alphas=alphas):
+            def grab(x, idx, window=None, alphas=alphas):
                 hidden = model.target.swinViT(x, model.target.normalize)
                 feats = [e(x) for e in model.experts]
                 _, alpha = model.amalgamation(hidden[model.stage], feats)
                 alphas.append(alpha.mean(1).cpu())
-                return torch.zeros(len(x), 1)
+                return torch.zeros(len(x), 1, *x.shape[2:])
 
-            predict(grab, task.test_x, device)
+            predict(grab, task.test_x, device, roi=roi)
             mean = torch.cat(alphas).mean(0)
             rows.append(
                 {"inputs": task.name, **{t.name: float(mean[k]) for k, t in enumerate(tasks)}}
             )
         return pd.DataFrame(rows)
+
+
+class MedThreshold:
+    """Sanity baseline: one intensity threshold and side per task, fitted on the training pixels.
+    A benchmark it solves measures nothing about amalgamation."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def run(self, ctx: RunContext) -> Result:
+        metrics, table, fig = ctx.task.evaluate(
+            lambda t: threshold_predictor(t, self.cfg.candidates), "med_threshold"
+        )
+        return Result(
+            metrics=metrics,
+            tables={"per_task": table},
+            figures={"examples": fig, "dice_per_task": results_figure(table, "med_threshold")},
+        )
 
 
 class MedJoint:
@@ -171,7 +214,7 @@ class MedExpert:
         for expert_task, net in zip(tasks, experts, strict=True):
             row = {"expert": expert_task.name}
             for task in tasks:
-                pred = predict(softmax_predictor(net), task.test_x, device)
+                pred = predict(softmax_predictor(net), task.test_x, device, roi=ctx.task.roi)
                 row[task.name] = segmentation_scores(pred, task.test_y)["dice"]
             cross.append(row)
         cross = pd.DataFrame(cross)

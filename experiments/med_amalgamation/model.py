@@ -34,7 +34,7 @@ class AmalgamatedSegmenter(nn.Module):
         self.decoder = MaskDecoder(
             dims, cfg.hidden_size, skips, cfg.num_heads, cfg.decoder_depth, cfg.mlp_ratio
         )
-        self.prompt_kind, self.dense_box = cfg.prompt, cfg.dense_box
+        self.prompt_kind, self.dense_box, self.use_skips = cfg.prompt, cfg.dense_box, cfg.skips
 
     def trainable_parameters(self):
         return [p for n, p in self.named_parameters() if not n.startswith("experts.")]
@@ -43,7 +43,10 @@ class AmalgamatedSegmenter(nn.Module):
         # the target's own UNETR encoder blocks turn Swin stages into skip features
         encoders = [self.target.encoder2, self.target.encoder3, self.target.encoder4]
         skips = [encoders[s](hidden[s]) for s in range(self.stage - 1, -1, -1)]
-        return [*skips, self.target.encoder1(x)]
+        skips = [*skips, self.target.encoder1(x)]
+        if not self.use_skips:  # the ablation: same shapes and parameters, no information
+            skips = [torch.zeros_like(s) for s in skips]
+        return skips
 
     @torch.no_grad()
     def expert_features(self, x) -> list[torch.Tensor]:

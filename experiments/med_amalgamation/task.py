@@ -39,6 +39,11 @@ class MedAmalgamationTask:
             self._tasks = load_tasks(self.cfg)
         return self._tasks
 
+    @property
+    def roi(self) -> tuple[int, ...]:
+        """The models' input size: larger test images are segmented window by window."""
+        return (self.cfg.image_size,) * self.cfg.spatial_dims
+
     def expert_cache(self, expert_cfg) -> Path:
         return (
             Path(expert_cfg.cache_dir) if expert_cfg.cache_dir else self.ctx.outputs_dir / "models"
@@ -50,7 +55,7 @@ class MedAmalgamationTask:
         device = self.ctx.hardware.device
         rows, examples = [], []
         for task in self.tasks:
-            pred = predict(make_predictor(task), task.test_x, device)
+            pred = predict(make_predictor(task), task.test_x, device, roi=self.roi)
             scores = segmentation_scores(pred, task.test_y)
             rows.append({"task": task.name, **scores})
             i = int(task.test_y.flatten(1).sum(1).argmax())  # an image with foreground
@@ -63,6 +68,10 @@ class MedAmalgamationTask:
         for row in rows:
             metrics[f"dice/{row['task']}"] = row["dice"]
             metrics[f"hd95/{row['task']}"] = row["hd95"]
+            if row["fp_empty"] == row["fp_empty"]:  # the task has empty-label test images
+                metrics[f"fp_empty/{row['task']}"] = row["fp_empty"]
         metrics["dice/mean"] = float(table["dice"].mean())
         metrics["hd95/mean"] = float(table["hd95"].mean())
+        if table["fp_empty"].notna().any():
+            metrics["fp_empty/mean"] = float(table["fp_empty"].mean())
         return metrics, table, examples_figure(examples, title)

@@ -23,11 +23,11 @@ def fit_threshold(x: torch.Tensor, y: torch.Tensor, candidates: int = 256) -> tu
     return choice
 
 
-def threshold_predictor(task: TaskData):
+def threshold_predictor(task: TaskData, candidates: int = 256):
     """`fn(x_batch, idx) -> mask` for the task's fitted threshold (the evaluate() protocol)."""
-    t, above = fit_threshold(task.train_x, task.train_y)
+    t, above = fit_threshold(task.train_x, task.train_y, candidates)
 
-    def fn(x, idx):
+    def fn(x, idx, window=None):
         return (x > t) if above else (x < t)
 
     return fn

@@ -28,16 +28,53 @@ def expert_key(expert_cfg, task_cfg, task_name: str, seed: int) -> str:
         for k in ("source", "data_root", "spatial_dims", "image_size", "n_train", "channel",
                   "label_classes", "data_seed")
     }  # fmt: skip
+    for k in ("pixdim", "intensity_range"):  # only where set: older cache keys stay valid
+        if getattr(task_cfg, k, None):
+            data[k] = list(getattr(task_cfg, k))
     data["tasks_order"] = list(task_cfg.tasks)  # data seeds depend on the task's position
     blob = json.dumps({"recipe": recipe, "data": data, "task": task_name, "seed": seed},
                       sort_keys=True, default=str)  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def expert_augmentation(dims: int, seed: int):
+    """nnU-Net-style augmentation in small, from MONAI: mirroring on every axis, 90-degree
+    rotations in the first plane, intensity scaling and shifting. None of them changes whether an
+    object is a disc, a square or large, so the labels stay exact."""
+    from monai.transforms import (
+        Compose,
+        RandFlipd,
+        RandRotate90d,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
+
+    keys = ["image", "label"]
+    aug = Compose(
+        [
+            *[RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(dims)],
+            RandRotate90d(keys, prob=0.5, max_k=3, spatial_axes=(0, 1)),
+            RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+        ]
+    )
+    aug.set_random_state(seed=seed)
+
+    def apply(x: torch.Tensor, y: torch.Tensor):
+        out = [aug({"image": xi, "label": yi}) for xi, yi in zip(x, y, strict=True)]
+        xs = torch.stack([torch.as_tensor(o["image"]).as_subclass(torch.Tensor) for o in out])
+        ys = torch.stack([torch.as_tensor(o["label"]).as_subclass(torch.Tensor) for o in out])
+        return xs.contiguous(), ys.contiguous()
+
+    return apply
+
+
 def train_expert(net, task: TaskData, cfg, device, seed: int, log=None, on_step=None) -> dict:
-    """nnU-Net recipe in small: SGD (Nesterov) with poly learning-rate decay, Dice + CE."""
+    """nnU-Net recipe in small: SGD (Nesterov) with poly learning-rate decay, Dice + CE, with
+    augmentation (`augment`)."""
     from monai.losses import DiceCELoss
 
+    augment = expert_augmentation(task.train_x.ndim - 2, seed) if cfg.augment else None
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     n = len(task.train_x)
@@ -49,7 +86,10 @@ def train_expert(net, task: TaskData, cfg, device, seed: int, log=None, on_step=
     for epoch in range(cfg.epochs):
         running = []
         for idx in _batches(n, cfg.batch_size, gen):
-            x, y = task.train_x[idx].to(device), task.train_y[idx].to(device)
+            x, y = task.train_x[idx], task.train_y[idx]
+            if augment is not None:
+                x, y = augment(x, y)
+            x, y = x.to(device), y.to(device)
             loss = loss_fn(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -61,7 +101,7 @@ def train_expert(net, task: TaskData, cfg, device, seed: int, log=None, on_step=
         last = sum(running) / len(running)
         if on_step is not None:
             on_step(step, last)
-        if log is not None and (epoch + 1) % 5 == 0:
+        if log is not None and (epoch + 1) % 10 == 0:
             log.info("expert %s epoch %d/%d loss %.4f", task.name, epoch + 1, cfg.epochs, last)
     net.eval()
     return {"final_loss": last, "steps": step}
@@ -70,6 +110,8 @@ def train_expert(net, task: TaskData, cfg, device, seed: int, log=None, on_step=
 def get_experts(tasks, task_cfg, expert_cfg, cache_root: Path, device, seed: int, log):
     """One trained, frozen DynUNet per task: loaded from the cache, or trained and saved."""
     experts, info = [], []
+    if expert_cfg.seed is not None:
+        seed = expert_cfg.seed
     for k, task in enumerate(tasks):
         key = expert_key(expert_cfg, task_cfg, task.name, seed)
         path = cache_root / f"med_expert-{task.name}-{key}.pt"

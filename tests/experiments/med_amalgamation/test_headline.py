@@ -1,20 +1,67 @@
-"""The room's headline, pinned as what is true at this scale (issue 27): on the built-in
-synthetic tasks one intensity threshold per task, fitted on the training split, segments the
-test images as well as KA2ER does (README: ka2er Dice .997, threshold 1.000), so no amalgamation
-gain can be measured on them. When harder built-in tasks land, this test flips to the threshold
-staying below the experts there."""
+"""The room's headline at a small size (issue 27): on the built-in shape tasks one intensity
+threshold per task, fitted on the training split, stays well below an expert trained on the
+same split with the room's recipe, so the benchmark leaves room for what experts know (on the
+first benchmark the threshold scored Dice 1.000 and no amalgamation gain could be measured).
+The 5-seed table (`celine reproduce task=med_amalgamation`) is in the README."""
 
-from celine.experiments.med_amalgamation.config import MedAmalgamationTaskConfig
+import pytest
+import torch
+
+from celine.experiments.med_amalgamation.config import DynUNetConfig, MedAmalgamationTaskConfig
 from celine.experiments.med_amalgamation.data import load_tasks
-from celine.experiments.med_amalgamation.evaluate import predict, segmentation_scores
+from celine.experiments.med_amalgamation.evaluate import (
+    predict,
+    segmentation_scores,
+    softmax_predictor,
+)
+from celine.experiments.med_amalgamation.nets import build_dynunet
 from celine.experiments.med_amalgamation.threshold import threshold_predictor
+from celine.experiments.med_amalgamation.train import train_expert
 
 
-def test_headline_ka2er_gain_not_measurable_a_threshold_solves_the_builtin_tasks():
-    for seed in (1234, 1):  # the default data and another draw
-        cfg = MedAmalgamationTaskConfig(n_train=32, n_test=16, data_seed=seed)
-        for task in load_tasks(cfg):
-            pred = predict(threshold_predictor(task), task.test_x, "cpu")
-            dice = segmentation_scores(pred, task.test_y)["dice"]
-            # ka2er's README Dice is .997: a threshold within .01 of it leaves no room for a gain
-            assert dice > 0.987, (seed, task.name, dice)
+def _threshold_and_expert(task, recipe, seed):
+    threshold = segmentation_scores(
+        predict(threshold_predictor(task), task.test_x, "cpu"), task.test_y
+    )["dice"]
+    torch.manual_seed(seed)
+    net = build_dynunet(recipe, 2)
+    train_expert(net, task, recipe, "cpu", seed=seed)
+    expert = segmentation_scores(predict(softmax_predictor(net), task.test_x, "cpu"), task.test_y)[
+        "dice"
+    ]
+    return threshold, expert
+
+
+def test_headline_threshold_stays_below_the_expert_on_the_disc_task():
+    """Small size (32 training images, 100 epochs of 4 steps): the expert of `discs` must beat
+    the threshold by 0.15 Dice (README, full size: expert .90, threshold .55)."""
+    torch.set_num_threads(1)
+    (task,) = load_tasks(MedAmalgamationTaskConfig(tasks=["discs"], n_train=32, n_test=32))
+    threshold, expert = _threshold_and_expert(task, DynUNetConfig(epochs=100), seed=0)
+    assert expert > threshold + 0.15, (expert, threshold)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "discs",
+        pytest.param(
+            "squares",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 27, open: at 50 epochs the squares expert (inverted contrast) "
+                "stays on the plateau where it marks every object (Dice .57, threshold .61)",
+            ),
+        ),
+        "large_objects",
+    ],
+)
+def test_headline_threshold_stays_below_the_experts_at_readme_size(name):
+    """The README's size (96 training images per task, the default 50-epoch recipe, expert
+    seed 0 as in the headline sweep): each expert beats its task's threshold by 0.15 Dice."""
+    torch.set_num_threads(1)
+    tasks = {t.name: t for t in load_tasks(MedAmalgamationTaskConfig())}
+    k = list(tasks).index(name)
+    threshold, expert = _threshold_and_expert(tasks[name], DynUNetConfig(), seed=k)
+    assert expert > threshold + 0.15, (name, expert, threshold)

@@ -39,6 +39,11 @@ def test_ka2er_then_med_expert_reuses_the_cached_experts(outputs, tmp_path):
         ("method.fusion=concat", "method.fusion"),
         ("task.tasks=[nope]", "task.tasks[]"),
         ("method=med_expert", "model"),  # med_expert trains DynUNets: model=dynunet
+        ("method.eval_prompt=gt", "method.eval_prompt"),
+        ("task.test_size=32", "task.test_size"),
+        ("task.intensity_range=[5,1]", "task.intensity_range"),
+        ("task.pixdim=[1.0]", "task.pixdim"),
+        ("task.test_slice=first", "task.test_slice"),
     ],
 )
 def test_bad_config_fails_early_naming_the_key(override, key):
