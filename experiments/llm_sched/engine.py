@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from celine.serving import LatencyModel, Request
+from celine.serving import LatencyModel, Request, poisson_arrivals
 from celine.serving.metrics import summarize
 from celine.serving.vllm_engine import priorities_from_keys
 
@@ -71,9 +71,13 @@ def replay(engine, name, mcfg, keys, requests, prompts, label=""):
 
 
 # -- calibration -----------------------------------------------------------------------------
-def fit_engine_latency(iterations: pd.DataFrame) -> LatencyModel:
-    """The simulator's latency model fitted to the engine's steps while it is saturated (the
-    capacity burst): a step's time is the engine's cadence, from its schedule() to the next
+IDLE_GAP_S = 0.002  # a wait between two engine steps longer than this (and 10x the usual) is idle
+
+
+def fit_engine_latency(iterations) -> LatencyModel:
+    """The simulator's latency model fitted to the engine's calibration steps (the capacity
+    burst and the ramp after it, see `calibrate`; one frame or a list): a step's time is the
+    engine's cadence, from its schedule() to the next
     step's, so the loop's own overhead (sending outputs, reading requests; on a shared machine
     also the time other jobs hold the cores) is part of the cost the simulator charges.
     Unweighted non-negative least squares: on a shared machine the step times are right-skewed
@@ -81,12 +85,24 @@ def fit_engine_latency(iterations: pd.DataFrame) -> LatencyModel:
     the simulator uses for clean forward-pass timings underestimated it ~4x here."""
     from scipy.optimize import nnls
 
-    it = iterations.sort_values("time")
-    cadence = (it["time"].shift(-1) - it["time"]).to_numpy()
-    keep = (it["batch_size"].to_numpy() > 0) & np.isfinite(cadence)
+    frames = [iterations] if isinstance(iterations, pd.DataFrame) else list(iterations)
     feats = ["prefill_tokens", "decode_seqs", "kv_tokens"]
-    X = np.column_stack([np.ones(keep.sum())] + [it[f].to_numpy(float)[keep] for f in feats])
-    y = cadence[keep]
+    X, y = [], []
+    for frame in frames:  # a cadence never spans two replays
+        it = frame.sort_values("time")
+        cadence = (it["time"].shift(-1) - it["time"]).to_numpy()
+        # Between arrivals the replay sleeps with nothing in the engine: a gap after a step
+        # far beyond the loop's usual one is idle time, not a cost of that step.
+        gap = cadence - it["duration"].to_numpy()
+        usual = float(np.nanmedian(gap)) if np.isfinite(gap).any() else 0.0
+        idle = gap > max(IDLE_GAP_S, 10 * usual)
+        cadence = np.where(idle, it["duration"].to_numpy() + usual, cadence)
+        keep = (it["batch_size"].to_numpy() > 0) & np.isfinite(cadence)
+        X.append(
+            np.column_stack([np.ones(keep.sum())] + [it[f].to_numpy(float)[keep] for f in feats])
+        )
+        y.append(cadence[keep])
+    X, y = np.vstack(X), np.concatenate(y)
     coef, _ = nnls(X, y)
     pred = X @ coef
     r2 = 1.0 - float(((y - pred) ** 2).sum()) / (float(((y - y.mean()) ** 2).sum()) or 1.0)
@@ -95,13 +111,17 @@ def fit_engine_latency(iterations: pd.DataFrame) -> LatencyModel:
 
 def calibration_key(task, engine) -> str:
     cfg = task.cfg
-    settings = dict(v=3, host=platform.node(), machine=platform.machine(),
+    settings = dict(v=4, host=platform.node(), machine=platform.machine(),
                     model=str(Path(task.lm.path).name), trace=cfg.trace, data=cfg.data_root,
                     prompts=cfg.num_prompts, trace_seed=cfg.trace_seed, seqs=engine.max_num_seqs,
                     tokens=engine.max_num_batched_tokens, len=engine.max_model_len,
                     n=task.cfg.engine.capacity_requests, dtype=engine.dtype,
                     threads=engine.omp_threads, seed=task.cfg.sim_seed)  # fmt: skip
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# the calibration ramp's load: low enough that the running batch empties and refills
+RAMP_LOAD = 0.6
 
 
 def calibrate(task, engine, prompts, log) -> dict:
@@ -121,10 +141,24 @@ def calibrate(task, engine, prompts, log) -> dict:
         for i, j in enumerate(idx)
     ]  # fmt: skip
     res = replay(engine, "fcfs", None, None, reqs, prompts, "capacity")
-    latency = fit_engine_latency(res.iterations)
-    doc = dict(capacity_rps=len(reqs) / res.makespan, latency=latency.to_dict(),
-               steps=int((res.iterations["batch_size"] > 0).sum()), makespan_s=res.makespan,
-               engine=res.info["version"], host=platform.node())  # fmt: skip
+    capacity = len(reqs) / res.makespan
+    # The burst keeps the batch full, so a per-sequence cost is indistinguishable from the
+    # constant (the first calibration fitted c_decode = 0 and the simulator then ran 17-37%
+    # fast at loads where batches of 1-7 are common). A ramp of other held-out prompts arriving
+    # at RAMP_LOAD x capacity adds steps of every batch size; its arrivals share no seed with
+    # the evaluated workloads.
+    ramp_idx = rng.integers(0, len(test), size=cfg.engine.capacity_requests)
+    arrivals = poisson_arrivals(RAMP_LOAD * capacity, len(ramp_idx), seed=cfg.sim_seed + 104729)
+    ramp = [
+        Request(i, float(t), int(test["prompt_len"].iat[j]), int(test["output_len"].iat[j]),
+                meta={"row": int(j)})
+        for i, (t, j) in enumerate(zip(arrivals, ramp_idx))
+    ]  # fmt: skip
+    ramp_res = replay(engine, "fcfs", None, None, ramp, prompts, "calibration-ramp")
+    latency = fit_engine_latency([res.iterations, ramp_res.iterations])
+    doc = dict(capacity_rps=capacity, latency=latency.to_dict(),
+               steps=int(sum((r.iterations["batch_size"] > 0).sum() for r in (res, ramp_res))), makespan_s=res.makespan,
+               ramp_load=RAMP_LOAD, engine=res.info["version"], host=platform.node())  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2))
     log.info("engine: capacity %.2f req/s, latency model %s", doc["capacity_rps"], doc["latency"])
@@ -159,8 +193,9 @@ def serve_interleaved(runs, workloads, info, cfg, engine, prompts, replicates, l
     return mean, every
 
 
-def paired_over_replicates(every: pd.DataFrame, baseline: str = "ltr",
-                           metric: str = "mean_latency_per_token") -> pd.DataFrame:
+def paired_over_replicates(
+    every: pd.DataFrame, baseline: str = "ltr", metric: str = "mean_latency_per_token"
+) -> pd.DataFrame:
     """Each scheduler against `baseline` on the engine, paired by replicate (the same arrivals
     served in the same round, so a load swing on the machine hits both): the geometric-mean
     ratio X / baseline with its 95% interval and the paired t-test's p on the log ratios. The
@@ -178,10 +213,20 @@ def paired_over_replicates(every: pd.DataFrame, baseline: str = "ltr",
             if name == baseline:
                 continue
             pr = paired(np.log(by[name]).to_dict(), base.to_dict())
-            rows.append(dict(workload=wname, scheduler=name, baseline=baseline, n=pr.n,
-                             ratio=float(np.exp(pr.diff)), low=float(np.exp(pr.low)),
-                             high=float(np.exp(pr.high)), p=pr.p, p_perm=pr.p_perm,
-                             per_replicate=" ".join(f"{v:.2f}" for v in by[name] / by[baseline])))
+            rows.append(
+                dict(
+                    workload=wname,
+                    scheduler=name,
+                    baseline=baseline,
+                    n=pr.n,
+                    ratio=float(np.exp(pr.diff)),
+                    low=float(np.exp(pr.low)),
+                    high=float(np.exp(pr.high)),
+                    p=pr.p,
+                    p_perm=pr.p_perm,
+                    per_replicate=" ".join(f"{v:.2f}" for v in by[name] / by[baseline]),
+                )
+            )
     return pd.DataFrame(rows)
 
 
