@@ -152,7 +152,7 @@ def calibrate(task, engine, prompts, log) -> dict:
     ramp = [
         Request(i, float(t), int(test["prompt_len"].iat[j]), int(test["output_len"].iat[j]),
                 meta={"row": int(j)})
-        for i, (t, j) in enumerate(zip(arrivals, ramp_idx))
+        for i, (t, j) in enumerate(zip(arrivals, ramp_idx, strict=True))
     ]  # fmt: skip
     ramp_res = replay(engine, "fcfs", None, None, ramp, prompts, "calibration-ramp")
     latency = fit_engine_latency([res.iterations, ramp_res.iterations])
