@@ -111,17 +111,28 @@ def fit_engine_latency(iterations) -> LatencyModel:
 
 def calibration_key(task, engine) -> str:
     cfg = task.cfg
-    settings = dict(v=4, host=platform.node(), machine=platform.machine(),
+    settings = dict(v=5, host=platform.node(), machine=platform.machine(),
                     model=str(Path(task.lm.path).name), trace=cfg.trace, data=cfg.data_root,
                     prompts=cfg.num_prompts, trace_seed=cfg.trace_seed, seqs=engine.max_num_seqs,
                     tokens=engine.max_num_batched_tokens, len=engine.max_model_len,
                     n=task.cfg.engine.capacity_requests, dtype=engine.dtype,
-                    threads=engine.omp_threads, seed=task.cfg.sim_seed)  # fmt: skip
+                    threads=engine.omp_threads, seed=task.cfg.sim_seed,
+                    ramps=ramp_loads(cfg), ramp_n=ramp_requests(cfg))  # fmt: skip
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # the calibration ramp's load: low enough that the running batch empties and refills
 RAMP_LOAD = 0.6
+
+
+def ramp_loads(cfg) -> list[float]:
+    """Load factors of the calibration's ramps: RAMP_LOAD and the task's finite ones."""
+    return sorted({RAMP_LOAD, *(float(f) for f in cfg.load_factors)})
+
+
+def ramp_requests(cfg) -> int:
+    """Requests per ramp: a replay's worth, capped so five load factors calibrate in ~2 min."""
+    return min(cfg.num_requests, 2 * cfg.engine.capacity_requests)
 
 
 def calibrate(task, engine, prompts, log) -> dict:
@@ -143,22 +154,29 @@ def calibrate(task, engine, prompts, log) -> dict:
     res = replay(engine, "fcfs", None, None, reqs, prompts, "capacity")
     capacity = len(reqs) / res.makespan
     # The burst keeps the batch full, so a per-sequence cost is indistinguishable from the
-    # constant (the first calibration fitted c_decode = 0 and the simulator then ran 17-37%
-    # fast at loads where batches of 1-7 are common). A ramp of other held-out prompts arriving
-    # at RAMP_LOAD x capacity adds steps of every batch size; its arrivals share no seed with
+    # constant (a burst-only fit had c_decode = 0 and the simulator ran 17-37% fast where
+    # batches of 1-7 are common). Ramps of other held-out prompts add steps of every batch size:
+    # one at RAMP_LOAD x capacity, where the batch empties and refills, and one at each of the
+    # task's load factors, so the fit sees the mix of prefills, batch sizes and KV the evaluated
+    # replays run (with a single 0.6 ramp, fits from two runs differed 7x in the KV term and
+    # were 15% off the replays' decode steps in one of them). Their arrivals share no seed with
     # the evaluated workloads.
-    ramp_idx = rng.integers(0, len(test), size=cfg.engine.capacity_requests)
-    arrivals = poisson_arrivals(RAMP_LOAD * capacity, len(ramp_idx), seed=cfg.sim_seed + 104729)
-    ramp = [
-        Request(i, float(t), int(test["prompt_len"].iat[j]), int(test["output_len"].iat[j]),
-                meta={"row": int(j)})
-        for i, (t, j) in enumerate(zip(arrivals, ramp_idx, strict=True))
-    ]  # fmt: skip
-    ramp_res = replay(engine, "fcfs", None, None, ramp, prompts, "calibration-ramp")
-    latency = fit_engine_latency([res.iterations, ramp_res.iterations])
-    doc = dict(capacity_rps=capacity, latency=latency.to_dict(),
-               steps=int(sum((r.iterations["batch_size"] > 0).sum() for r in (res, ramp_res))), makespan_s=res.makespan,
-               ramp_load=RAMP_LOAD, engine=res.info["version"], host=platform.node())  # fmt: skip
+    frames, steps = [res.iterations], int((res.iterations["batch_size"] > 0).sum())
+    for k, load in enumerate(ramp_loads(cfg)):
+        ramp_idx = rng.integers(0, len(test), size=ramp_requests(cfg))
+        arrivals = poisson_arrivals(load * capacity, len(ramp_idx), seed=cfg.sim_seed + 104729 + k)
+        ramp = [
+            Request(i, float(t), int(test["prompt_len"].iat[j]), int(test["output_len"].iat[j]),
+                    meta={"row": int(j)})
+            for i, (t, j) in enumerate(zip(arrivals, ramp_idx, strict=True))
+        ]  # fmt: skip
+        ramp_res = replay(engine, "fcfs", None, None, ramp, prompts, f"calibration-ramp-{load:g}")
+        frames.append(ramp_res.iterations)
+        steps += int((ramp_res.iterations["batch_size"] > 0).sum())
+    latency = fit_engine_latency(frames)
+    doc = dict(capacity_rps=capacity, latency=latency.to_dict(), steps=steps,
+               makespan_s=res.makespan, ramp_loads=ramp_loads(cfg), engine=res.info["version"],
+               host=platform.node())  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2))
     log.info("engine: capacity %.2f req/s, latency model %s", doc["capacity_rps"], doc["latency"])
