@@ -8,8 +8,10 @@ Each iteration:
    token, a prefilling one its remaining prefill, chunked to what is left) and the KV
    capacity allow; admission stops at the first request that does not fit, so a lower
    priority request never overtakes a higher one;
-4. requests outside the batch keep their KV in priority order while it fits; the rest, from
-   the low-priority end, are preempted: "recompute" drops their KV (the prefill is redone over
+4. requests outside the batch keep their KV in priority order while it fits (with
+   `preempt_descheduled`, those the sequence budget left out lose it at once, as in a vLLM whose
+   running set is re-sorted by priority every step); the rest, from the low-priority end, are
+   preempted: "recompute" drops their KV (the prefill is redone over
    prompt + generated tokens when they run again); "swap" moves it to host memory and back
    when they run again, at `latency.c_swap` seconds per token each way (vLLM's swap space);
 5. time advances by `latency.iteration_time(prefill tokens, decoding seqs, KV tokens read)`;
@@ -48,6 +50,7 @@ class Simulator:
         kv_capacity_tokens: int = 65536,
         preemption: str = "recompute",
         chunked_prefill: bool = True,
+        preempt_descheduled: bool = False,
         max_iterations: int = 50_000_000,
     ):
         if preemption not in ("recompute", "swap"):
@@ -66,6 +69,9 @@ class Simulator:
         self.max_num_batched_tokens = int(max_num_batched_tokens)
         self.kv_capacity_tokens = int(kv_capacity_tokens)
         self.chunked_prefill = chunked_prefill
+        # vLLM keeps a running set: a request displaced from it by a higher-priority one is
+        # preempted (its KV dropped or swapped), not parked with its KV as in the default here
+        self.preempt_descheduled = preempt_descheduled
         self.max_iterations = max_iterations
 
     # -- helpers --------------------------------------------------------------------------
@@ -134,8 +140,10 @@ class Simulator:
             batch: list[tuple[Request, int]] = []
             stop = 0
             swap_in = swap_out = 0
+            seqs_full = False
             for r in order:
                 if seqs_left == 0 or tokens_left == 0:
+                    seqs_full = seqs_left == 0
                     break
                 base = r.computed or r.swapped  # swapped-out KV comes back, not recomputed
                 need = r.context_len - base
@@ -157,10 +165,11 @@ class Simulator:
 
             # KV of requests outside the batch: keep by priority, preempt from the low end
             preempted = 0
+            displaced = self.preempt_descheduled and seqs_full
             for r in order[stop:]:
                 if r.computed == 0:
                     continue
-                if r.computed <= kv_left:
+                if r.computed <= kv_left and not displaced:
                     kv_left -= r.computed
                 else:
                     if self.preemption == "swap":

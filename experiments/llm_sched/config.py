@@ -42,6 +42,9 @@ class LLMSchedTaskConfig:
     max_num_batched_tokens: int = 1024
     kv_capacity_tokens: int = 8192
     preemption: str = "swap"  # vllm-ltr swaps preempted KV to host memory; or "recompute"
+    # a running request the sequence budget leaves out of a step: parked with its KV (false) or
+    # preempted as vLLM's running set does (true; set for the engine=vllm comparison)
+    preempt_descheduled: bool = False
     swap_bandwidth_gb_s: float = 16.0  # host link for swapping (PCIe 4 x16 ~ 16-25 GB/s)
     # -- workloads
     load_factors: list[float] = field(default_factory=lambda: [0.5, 0.8, 1.0, 1.2, 1.5])

@@ -185,11 +185,13 @@ def calibrate(task, engine, prompts, log) -> dict:
 
 def sim_settings(cfg, engine):
     """The task's config as the engine runs it: recompute preemption (vLLM on CPU has no swap
-    space here), the engine's token budget, and KV that never runs out (1 GiB holds ~1M tokens
-    of these tiny models)."""
+    space here), the engine's token budget, KV that never runs out (1 GiB holds ~1M tokens of
+    these tiny models), and a request displaced from the running set by a higher-ranked one
+    preempted, as the engine's scheduler subclass does (its recomputed prefill is the price of
+    the re-sort that the simulator's default, which parks it with its KV, does not charge)."""
     return dataclasses.replace(
         cfg, preemption="recompute", max_num_batched_tokens=engine.max_num_batched_tokens,
-        kv_capacity_tokens=max(cfg.kv_capacity_tokens, 1 << 20),
+        kv_capacity_tokens=max(cfg.kv_capacity_tokens, 1 << 20), preempt_descheduled=True,
     )  # fmt: skip
 
 

@@ -110,9 +110,12 @@ def engine_paired(ctx: RunContext, every: pd.DataFrame, metrics: dict) -> pd.Dat
         metrics[key], metrics[key + "_low"], metrics[key + "_high"] = r.ratio, r.low, r.high
         metrics[key + "_p"] = r.p
     if len(pairs):
-        ctx.log.info("engine: each scheduler / ltr, paired over %d replicates (geometric mean, "
-                     "95%% CI, paired t-test on log ratios):\n%s", int(pairs["n"].max()),
-                     pairs.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+        ctx.log.info(
+            "engine: each scheduler / ltr, paired over %d replicates (geometric mean, "
+            "95%% CI, paired t-test on log ratios):\n%s",
+            int(pairs["n"].max()),
+            pairs.to_string(index=False, float_format=lambda v: f"{v:.3g}"),
+        )
     return pairs
 
 
@@ -229,7 +232,8 @@ class LTR(_Scheduling):
                 )  # fmt: skip
                 tables = [table[table["scheduler"] == "ltr"]]
                 result_tables["engine_paired"] = engine_paired(
-                    ctx, result_tables["serving_replicates"], metrics)
+                    ctx, result_tables["serving_replicates"], metrics
+                )
                 result_tables.update(sim_twin(ctx, runs, table, metrics))
                 sim = result_tables["serving_sim"]
                 for k, v in _ratios(sim).items():

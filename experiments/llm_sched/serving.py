@@ -104,6 +104,7 @@ def simulate(requests, scheduler, keys, cfg, latency):
         latency, scheduler, max_num_seqs=cfg.max_num_seqs,
         max_num_batched_tokens=cfg.max_num_batched_tokens,
         kv_capacity_tokens=cfg.kv_capacity_tokens, preemption=cfg.preemption,
+        preempt_descheduled=cfg.preempt_descheduled,
     )  # fmt: skip
     return sim.run(StaticWorkload(reqs))
 

@@ -87,6 +87,29 @@ def test_preemption_happens_under_kv_pressure_and_sjf_beats_fcfs():
     assert summarize(sjf)["mean_latency_per_token"] < summarize(fcfs)["mean_latency_per_token"]
 
 
+def test_a_displaced_request_keeps_its_kv_unless_preempt_descheduled():
+    """One sequence slot: a short request arriving while a long one generates takes the slot
+    under SJF. Parked (default), the long one resumes where it was; preempted (vLLM's running
+    set), it recomputes its prompt and generated tokens, which costs prefill time."""
+    lat = LatencyModel(c0=0.01, c_prefill=1e-3, c_decode=0.0, c_kv=0.0)
+
+    def run(preempt):
+        reqs = [Request(0, 0.0, 50, 40), Request(1, 0.105, 10, 3)]
+        sim = Simulator(lat, OracleSJF(), max_num_seqs=1, preempt_descheduled=preempt)
+        res = sim.run(StaticWorkload(reqs))
+        long = next(r for r in res.requests if r.rid == 0)
+        return res, long
+
+    parked, long_parked = run(False)
+    dropped, long_dropped = run(True)
+    assert long_parked.preemptions == 0 and long_dropped.preemptions == 1
+    assert parked.iterations["prefill_tokens"].sum() == 60  # each prompt once
+    # the long request had generated some tokens when displaced: prompt + those are redone
+    redone = dropped.iterations["prefill_tokens"].sum() - 60
+    assert 50 < redone < 90
+    assert long_dropped.finish_time == pytest.approx(long_parked.finish_time + redone * 1e-3)
+
+
 def toy(sched):
     """Paper Fig. 1: R0, R1, R2 need 10, 2, 1 tokens; 1 token/s; one at a time; no prefill."""
     reqs = [Request(i, 0.0, 1, n) for i, n in enumerate([10, 2, 1])]
