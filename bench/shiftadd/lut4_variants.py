@@ -11,13 +11,11 @@ configuration is checked against the dequantized product (fp64 on the CPU) and t
 read bandwidth (a bf16 sum measured in the same process) and the ratio to cuBLAS bf16.
 
 Variants:
-  v5        the shipped kernel;
-  alpha4    the 4 scales of a (plane, word) read as one 16-byte shared load, not four 4-byte
-            ones (predicted: 9 -> 8.25 shared loads per row, plane and word);
-  nolookup  NOT a GEMV: the table lookups replaced by their offsets summed as integers (same
-            loads, scales and atomics), timing what is left without the shared-memory pipe;
-  noload    NOT a GEMV: the plane words read once per thread and reused for every tile
-            (timing the lookups without the HBM stream).
+  v5        the kernel before issue #28's rework (bench/shiftadd/lut4_cuda_v5.py);
+  v6        the shipped kernel: per-tile work reduced to increments (plane and output pointers,
+            row group), the 4 scales of a (plane, word) read as one 16-byte shared load;
+  nolookup  NOT a GEMV: v6 with the table lookups replaced by their offsets read as floats (same
+            loads, scales and atomics): the time left without the shared-memory lookups.
 """
 
 # ruff: noqa: B023  (every lambda here is timed at once, inside its own loop iteration)
@@ -37,50 +35,29 @@ from celine.kernels.shiftadd_format import dequantize, packed_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gemv_bench import random_format  # noqa: E402
+from lut4_cuda_v5 import CUDA_SRC_V5  # noqa: E402
 
 SHAPES = [(8192, 8192), (28672, 8192)]
-CONFIGS = [(8, 2, 1), (8, 4, 1), (6, 4, 2), (4, 4, 2)]  # (min_blocks, row_iters, words)
+CONFIGS = [
+    (8, 2, 1),
+    (8, 4, 1),
+    (8, 8, 1),
+    (6, 4, 2),
+    (4, 4, 2),
+    (6, 8, 2),
+]  # (min_blocks, row_iters, words)
 
-_ALPHA_OLD = """      float acc[4] = {0.f, 0.f, 0.f, 0.f};
-      #pragma unroll
-      for (int b = 0; b < Q; ++b) {
-        #pragma unroll
-        for (int j = 0; j < WORDS; ++j) {
-          const int ws[4]"""
-_ALPHA_NEW = """      float acc[4] = {0.f, 0.f, 0.f, 0.f};
-      #pragma unroll
-      for (int b = 0; b < Q; ++b) {
-        #pragma unroll
-        for (int j = 0; j < WORDS; ++j) {
-          const float4 a4 = *reinterpret_cast<const float4*>(a + (b * WORDS + j) * 4);
-          const float av[4] = {a4.x, a4.y, a4.z, a4.w};
-          const int ws[4]"""
-_FMA_OLD = "acc[r] = fmaf(a[(b * WORDS + j) * 4 + blk], lo + hi, acc[r]);"
 _LOOKUP_OLD = """              const float lo = *reinterpret_cast<const float*>(Tb + lo_off);
               const float hi = *reinterpret_cast<const float*>(Tb + 64 + hi_off);"""
 _LOOKUP_NONE = """              const float lo = __int_as_float(lo_off), hi = __int_as_float(hi_off);
               (void)Tb;"""
-_NXT_OLD = "load_tile<Q, WORDS>(nxt, planes, KW, N, w0, row + TILE, it + 1 < row_iters, stream);"
-_NXT_NONE = "load_tile<Q, WORDS>(nxt, planes, KW, N, w0, n0 + 4 * threadIdx.x, false, stream);"
 
 
 def variant_source(name: str) -> str:
+    if name == "v5":
+        return CUDA_SRC_V5
     src = lut4_cuda.CUDA_SRC
-    edits = {
-        "v5": [],
-        "alpha4": [
-            (
-                "__shared__ float alpha[ALPHA_SMEM];",
-                "__shared__ __align__(16) float alpha[ALPHA_SMEM];",
-            ),
-            (_ALPHA_OLD, _ALPHA_NEW),
-            (_FMA_OLD, "acc[r] = fmaf(av[blk], lo + hi, acc[r]);"),
-        ],
-        "nolookup": [(_LOOKUP_OLD, _LOOKUP_NONE)],
-        # keep the words of the first tile: every later tile reuses them (zeros would be loaded
-        # as `ok=false` gives zeros, so reuse `cur` by not overwriting it)
-        "noload": [(_NXT_OLD, _NXT_NONE), ("cur[b][j] = nxt[b][j];", "(void)nxt[b][j];")],
-    }[name]
+    edits = {"v6": [], "nolookup": [(_LOOKUP_OLD, _LOOKUP_NONE)]}[name]
     for old, new in edits:
         assert src.count(old) == 1, f"variant {name}: edit anchor not found once: {old[:60]!r}"
         src = src.replace(old, new)
@@ -124,7 +101,7 @@ def read_bandwidth() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("."))
-    ap.add_argument("--variants", default="v5,alpha4,nolookup,noload")
+    ap.add_argument("--variants", default="v5,v6,nolookup")
     ap.add_argument("--bits", default="3,2")
     ap.add_argument("--profile", action="store_true", help="one call per shape (for ncu)")
     args = ap.parse_args()
@@ -136,7 +113,7 @@ def main() -> None:
             planes, codes = random_format(n, k, 3, n // 8)
             x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
             for v in variants:
-                call(mods[v], x, planes, codes, n // 8, CONFIGS[0] if n == 8192 else CONFIGS[2])
+                call(mods[v], x, planes, codes, n // 8, (8, 2, 1) if n == 8192 else (6, 4, 2))
         torch.cuda.synchronize()
         return
     read_bw = read_bandwidth()
