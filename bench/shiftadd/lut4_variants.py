@@ -11,10 +11,12 @@ configuration is checked against the dequantized product (fp64 on the CPU) and t
 read bandwidth (a bf16 sum measured in the same process) and the ratio to cuBLAS bf16.
 
 Variants:
-  v5        the kernel before issue #28's rework (bench/shiftadd/lut4_cuda_v5.py);
-  v6        the shipped kernel: per-tile work reduced to increments (plane and output pointers,
-            row group), the 4 scales of a (plane, word) read as one 16-byte shared load;
-  nolookup  NOT a GEMV: v6 with the table lookups replaced by their offsets read as floats (same
+  v5        the kernel before issue #28's rework (bench/shiftadd/lut4_cuda_old.py);
+  v6        per-tile work reduced to increments (plane and output pointers, row group), the 4
+            scales of a (plane, word) read as one 16-byte shared load (lut4_cuda_old.py);
+  v7        the shipped kernel: v6 with the prologue's global reads (tile, x, first scale code)
+            all issued before any is used;
+  nolookup  NOT a GEMV: v7 with the table lookups replaced by their offsets read as floats (same
             loads, scales and atomics): the time left without the shared-memory lookups.
 """
 
@@ -35,17 +37,11 @@ from celine.kernels.shiftadd_format import dequantize, packed_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gemv_bench import random_format  # noqa: E402
-from lut4_cuda_v5 import CUDA_SRC_V5  # noqa: E402
+from lut4_cuda_old import CUDA_SRC_V5, CUDA_SRC_V6  # noqa: E402
 
 SHAPES = [(8192, 8192), (28672, 8192)]
-CONFIGS = [
-    (8, 2, 1),
-    (8, 4, 1),
-    (8, 8, 1),
-    (6, 4, 2),
-    (4, 4, 2),
-    (6, 8, 2),
-]  # (min_blocks, row_iters, words)
+# (min_blocks, row_iters, words)
+CONFIGS = [(8, 2, 1), (8, 4, 1), (8, 8, 1), (6, 4, 2), (4, 4, 2), (6, 8, 2)]
 
 _LOOKUP_OLD = """              const float lo = *reinterpret_cast<const float*>(Tb + lo_off);
               const float hi = *reinterpret_cast<const float*>(Tb + 64 + hi_off);"""
@@ -54,10 +50,10 @@ _LOOKUP_NONE = """              const float lo = __int_as_float(lo_off), hi = __
 
 
 def variant_source(name: str) -> str:
-    if name == "v5":
-        return CUDA_SRC_V5
+    if name in ("v5", "v6"):
+        return {"v5": CUDA_SRC_V5, "v6": CUDA_SRC_V6}[name]
     src = lut4_cuda.CUDA_SRC
-    edits = {"v6": [], "nolookup": [(_LOOKUP_OLD, _LOOKUP_NONE)]}[name]
+    edits = {"v7": [], "nolookup": [(_LOOKUP_OLD, _LOOKUP_NONE)]}[name]
     for old, new in edits:
         assert src.count(old) == 1, f"variant {name}: edit anchor not found once: {old[:60]!r}"
         src = src.replace(old, new)
@@ -101,7 +97,7 @@ def read_bandwidth() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("."))
-    ap.add_argument("--variants", default="v5,v6,nolookup")
+    ap.add_argument("--variants", default="v5,v6,v7,nolookup")
     ap.add_argument("--bits", default="3,2")
     ap.add_argument("--profile", action="store_true", help="one call per shape (for ncu)")
     args = ap.parse_args()
