@@ -23,8 +23,22 @@ for v in v5 v6 v7; do
 done
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/kernels/test_lut4_gemv.py 2>&1 \
   | tee $R/kt_lut4.log | tail -3; snap
-grep -qE "[0-9]+ passed" $R/kt_lut4.log && ! grep -qE "failed|error" $R/kt_lut4.log \
-  || { echo "LUT-4 GPU TESTS DID NOT PASS: no benchmark"; exit 1; }
+ok() { S=$(grep -E "passed|failed|error" $1 | tail -1); echo "$S" | grep -q passed && ! echo "$S" | grep -qE "failed|error"; }
+if ! ok $R/kt_lut4.log; then  # fall back to v6 (tested on the H200 before v7) for the benchmarks
+  echo "v7 FAILED ITS TESTS: benchmarking v6" | tee $R/FELL_BACK_TO_V6
+  python3 - <<'PY'
+import re, sys
+sys.path.insert(0, "bench/shiftadd")
+from lut4_cuda_old import CUDA_SRC_V6
+p = "kernels/lut4_cuda.py"
+s = open(p).read()
+s = re.sub(r'CUDA_SRC = r""".*?"""', lambda m: 'CUDA_SRC = r"""' + CUDA_SRC_V6 + '"""', s, flags=re.S)
+open(p, "w").write(s.replace("celine_lut4_gemv_v7", "celine_lut4_gemv_v6"))
+PY
+  timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/kernels/test_lut4_gemv.py 2>&1 \
+    | tee $R/kt_lut4_v6.log | tail -3; snap
+  ok $R/kt_lut4_v6.log || { echo "v6 FAILED TOO: no benchmark"; exit 1; }
+fi
 echo "t=$SECONDS s"
 timeout ${T_SA:-370} python3 bench/shiftadd/e2e_decode.py --modes graph,compile --out $R/sa 2>&1 \
   | grep -v -i warn | tee $R/sa.log | tail -40; snap
