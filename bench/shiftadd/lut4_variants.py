@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gemv_bench import random_format  # noqa: E402
 from lut4_cuda_old import CUDA_SRC_V5, CUDA_SRC_V6  # noqa: E402
 
-SHAPES = [(8192, 8192), (28672, 8192)]
+
 # (min_blocks, row_iters, words)
 CONFIGS = [(8, 2, 1), (8, 4, 1), (8, 8, 1), (6, 4, 2), (4, 4, 2), (6, 8, 2)]
 
@@ -100,12 +100,14 @@ def main() -> None:
     ap.add_argument("--variants", default="v5,v6,v7,nolookup")
     ap.add_argument("--bits", default="3,2")
     ap.add_argument("--profile", action="store_true", help="one call per shape (for ncu)")
+    ap.add_argument("--shapes", default="8192x8192,28672x8192", help="NxK,... (out x in)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     variants = args.variants.split(",")
+    shapes = [tuple(int(d) for d in sh.split("x")) for sh in args.shapes.split(",")]
     mods = {v: build(v) for v in variants}
     if args.profile:
-        for n, k in SHAPES:
+        for n, k in shapes:
             planes, codes = random_format(n, k, 3, n // 8)
             x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
             for v in variants:
@@ -116,7 +118,7 @@ def main() -> None:
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     print(f"{torch.cuda.get_device_name()}: read bandwidth {read_bw:.0f} GB/s", flush=True)
     rows = []
-    for n, k in SHAPES:
+    for n, k in shapes:
         x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
         w = torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02
         dense = [w] + [w.clone() for _ in range(max(1, math.ceil(4 * l2 / w.nbytes)) - 1)]
