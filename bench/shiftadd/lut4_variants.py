@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gemv_bench import random_format  # noqa: E402
 from lut4_cuda_old import CUDA_SRC_V5, CUDA_SRC_V6  # noqa: E402
 
-
 # (min_blocks, row_iters, words)
 CONFIGS = [(8, 2, 1), (8, 4, 1), (8, 8, 1), (6, 4, 2), (4, 4, 2), (6, 8, 2)]
 
