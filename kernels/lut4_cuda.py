@@ -67,18 +67,19 @@ __device__ __forceinline__ float decode_apot(int code) {
   return v;
 }
 
-// The Q x WORDS plane words of 4 consecutive rows, or zeros past the edges.
+// The Q x WORDS plane words of 4 consecutive rows (`p` points at plane 0, word 0 of them; planes
+// are `ps`, words `ws` int4 apart), or zeros when `ok` is false (past N) or past K (`wok`).
 template <int Q, int WORDS>
-__device__ __forceinline__ void load_tile(int4 (&dst)[Q][WORDS], const int* __restrict__ planes,
-                                          int KW, int N, int w0, int row, bool ok, bool stream) {
+__device__ __forceinline__ void load_tile(int4 (&dst)[Q][WORDS], const int4* __restrict__ p,
+                                          size_t ps, size_t ws, bool ok, const bool (&wok)[WORDS],
+                                          bool stream) {
   #pragma unroll
   for (int b = 0; b < Q; ++b) {
     #pragma unroll
-    for (int j = 0; j < WORDS; ++j)
-      dst[b][j] = ok && row < N && w0 + j < KW
-          ? (stream ? __ldcs(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row))
-                    : __ldg(reinterpret_cast<const int4*>(planes + ((size_t)b * KW + w0 + j) * N + row)))
-          : make_int4(0, 0, 0, 0);
+    for (int j = 0; j < WORDS; ++j) {
+      const int4* a = p + b * ps + j * ws;
+      dst[b][j] = ok && wok[j] ? (stream ? __ldcs(a) : __ldg(a)) : make_int4(0, 0, 0, 0);
+    }
   }
 }
 
@@ -88,13 +89,16 @@ __device__ __forceinline__ void load_tile(int4 (&dst)[Q][WORDS], const int* __re
 // shared memory and are applied once per (plane, 8-column block) as one FMA. Each thread owns 4
 // consecutive rows (one 16-byte load per plane and word). Split-K partials go out as one 16-byte
 // fp32 atomic per thread into a workspace that `finish_kernel` reads and leaves zeroed.
+// Everything per tile that is not a lookup is an increment (plane pointer, output pointer, row
+// group): the profile of the earlier version (issue #28) counted 45 instructions per (row, plane,
+// word) against 28 in the lookups, the rest mostly address and row-group arithmetic per tile.
 template <typename XT, int Q, int WORDS, int MINB>
 __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
     const XT* __restrict__ x, const int* __restrict__ planes, const int* __restrict__ codes,
     float* __restrict__ partial, int N, int KW, int NG, int row_group, int col_group,
     int row_iters, int M) {
   __shared__ float T[WORDS * 128];  // [4-column group][key]
-  __shared__ float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
+  __shared__ __align__(16) float alpha[ALPHA_SMEM];  // [row group][plane][8-column block]
   // Launched as a programmatic dependent: the block may be resident before the previous kernel
   // (e.g. the last call's finish_kernel) is done, but reads nothing until it is; then it lets
   // this call's finish_kernel launch, so that kernel's launch overlaps this one's work.
@@ -106,40 +110,76 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
   const int n0 = (blockIdx.x / M) * TILE * row_iters;
   const bool stream = M == 1;
   int row = n0 + 4 * threadIdx.x;
+  const size_t ps = (size_t)KW * N / 4, ws = N / 4;  // int4 strides of a plane and a word
+  const int4* p = reinterpret_cast<const int4*>(planes + (size_t)w0 * N + row);
+  bool wok[WORDS];
+  #pragma unroll
+  for (int j = 0; j < WORDS; ++j) wok[j] = w0 + j < KW;
   int4 cur[Q][WORDS];
-  load_tile<Q, WORDS>(cur, planes, KW, N, w0, row, true, stream);
-  for (int e = threadIdx.x; e < WORDS * 128; e += blockDim.x) {
-    const int key = e & 15, col = (w0 * 8 + (e >> 4)) * 4;
-    float s = 0.f;
-    if (col < K) {
-      const XT* xc = x + (size_t)m * K + col;
-      #pragma unroll
-      for (int t = 0; t < 4; ++t) s += ((key >> t) & 1) ? to_f(xc[t]) : -to_f(xc[t]);
-    }
-    T[e] = s;
-  }
+  load_tile<Q, WORDS>(cur, p, ps, ws, row < N, wok, stream);
+  // Every global read of the prologue is issued before any is used (the first tile above, the
+  // table inputs and the first scale code below), so a block waits one memory latency before its
+  // first lookup rather than three in a row (v6 read x, built the tables, then read the codes).
   const int ng0 = n0 / row_group;
   const int ng_count = min(NG - ng0, (TILE * row_iters + row_group - 1) / row_group + 1);
-  for (int e = threadIdx.x; e < ng_count * Q * WORDS * 4; e += blockDim.x) {
+  const int n_alpha = ng_count * Q * WORDS * 4;
+  int code0 = 0;
+  bool has_code0 = false;
+  if (threadIdx.x < n_alpha) {
+    const int e = threadIdx.x;
+    const int blk = e % (WORDS * 4), b = (e / (WORDS * 4)) % Q, g = e / (WORDS * 4 * Q);
+    const int col = w0 * 32 + blk * 8;
+    has_code0 = col < K;
+    if (has_code0) code0 = __ldg(codes + ((col / col_group) * NG + ng0 + g) * Q + b);
+  }
+  float xin[WORDS][4];  // blockDim.x == 128: thread t builds table entries t, t + 128, ...
+  #pragma unroll
+  for (int i = 0; i < WORDS; ++i) {
+    const int col = (w0 * 8 + ((threadIdx.x + i * 128) >> 4)) * 4;
+    const XT* xc = x + (size_t)m * K + col;
+    #pragma unroll
+    for (int t = 0; t < 4; ++t) xin[i][t] = col < K ? to_f(xc[t]) : 0.f;
+  }
+  #pragma unroll
+  for (int i = 0; i < WORDS; ++i) {
+    const int key = threadIdx.x & 15;  // (t + 128 i) & 15
+    float s = 0.f;
+    #pragma unroll
+    for (int t = 0; t < 4; ++t) s += ((key >> t) & 1) ? xin[i][t] : -xin[i][t];
+    T[threadIdx.x + i * 128] = s;
+  }
+  if (threadIdx.x < n_alpha) alpha[threadIdx.x] = has_code0 ? decode_apot(code0) : 0.f;
+  for (int e = threadIdx.x + 128; e < n_alpha; e += 128) {
     const int blk = e % (WORDS * 4), b = (e / (WORDS * 4)) % Q, g = e / (WORDS * 4 * Q);
     const int col = w0 * 32 + blk * 8;
     alpha[e] = col < K ? decode_apot(codes[((col / col_group) * NG + ng0 + g) * Q + b]) : 0.f;
   }
+  // this thread's row group (relative to ng0) and the first row of the next group, advanced by
+  // comparison as the rows advance by one tile (row_group is a multiple of 4: the 4 rows of a
+  // thread share a group)
+  int gi = row / row_group;
+  int gend = (gi + 1) * row_group;
+  gi -= ng0;
+  float* out = partial + (size_t)m * N + row;
   __syncthreads();
-  for (int it = 0; it < row_iters; ++it, row += TILE) {
+  for (int it = 0; it < row_iters; ++it, row += TILE, p += TILE / 4, out += TILE) {
     int4 nxt[Q][WORDS];
-    load_tile<Q, WORDS>(nxt, planes, KW, N, w0, row + TILE, it + 1 < row_iters, stream);
+    load_tile<Q, WORDS>(nxt, p + TILE / 4, ps, ws, it + 1 < row_iters && row + TILE < N, wok,
+                        stream);
     if (row < N) {
-      const float* a = alpha + (row / row_group - ng0) * Q * WORDS * 4;
+      while (row >= gend) { ++gi; gend += row_group; }
+      const float* a = alpha + gi * Q * WORDS * 4;
       float acc[4] = {0.f, 0.f, 0.f, 0.f};
       #pragma unroll
       for (int b = 0; b < Q; ++b) {
         #pragma unroll
         for (int j = 0; j < WORDS; ++j) {
-          const int ws[4] = {cur[b][j].x, cur[b][j].y, cur[b][j].z, cur[b][j].w};
+          const float4 a4 = *reinterpret_cast<const float4*>(a + (b * WORDS + j) * 4);
+          const float av[4] = {a4.x, a4.y, a4.z, a4.w};
+          const int ws4[4] = {cur[b][j].x, cur[b][j].y, cur[b][j].z, cur[b][j].w};
           #pragma unroll
           for (int r = 0; r < 4; ++r) {
-            const unsigned u = ws[r];
+            const unsigned u = ws4[r];
             // byte offsets (x4) of the even and odd nibbles, one per byte of these two words
             const unsigned even = (u << 2) & 0x3C3C3C3Cu, odd = (u >> 2) & 0x3C3C3C3Cu;
             #pragma unroll
@@ -150,13 +190,12 @@ __global__ void __launch_bounds__(128, MINB) lut4_gemv_kernel(
               const unsigned hi_off = __byte_perm(odd, 0, 0x4440 + blk);
               const float lo = *reinterpret_cast<const float*>(Tb + lo_off);
               const float hi = *reinterpret_cast<const float*>(Tb + 64 + hi_off);
-              acc[r] = fmaf(a[(b * WORDS + j) * 4 + blk], lo + hi, acc[r]);
+              acc[r] = fmaf(av[blk], lo + hi, acc[r]);
             }
           }
         }
       }
-      atomicAdd(reinterpret_cast<float4*>(partial + (size_t)m * N + row),
-                make_float4(acc[0], acc[1], acc[2], acc[3]));
+      atomicAdd(reinterpret_cast<float4*>(out), make_float4(acc[0], acc[1], acc[2], acc[3]));
     }
     #pragma unroll
     for (int b = 0; b < Q; ++b) {
@@ -247,7 +286,7 @@ def _module():
     from torch.utils.cpp_extension import load_inline
 
     return load_inline(
-        name="celine_lut4_gemv_v5",
+        name="celine_lut4_gemv_v7",
         cpp_sources=CPP_SRC,
         cuda_sources=CUDA_SRC,
         functions=["lut4_gemv_cuda"],

@@ -149,6 +149,35 @@ def gemv_table(read_bw: float, bits_list) -> list[dict]:
     return rows
 
 
+@torch.no_grad()
+def linears_ms(model, batch: int = 1) -> float:
+    """ms for the 224 decoder linears alone, called in model order on random batch-`batch`
+    inputs, all in one CUDA graph: the part of a decoding step the packed format can shrink
+    (the rest of the step, norms, RoPE, attention, SiLU, LM head, is the step minus this)."""
+    mods = [
+        layer.get_submodule(path) for layer in model.model.layers for path in LINEARS
+    ]  # fmt: skip
+    dev = next(model.parameters()).device
+    xs = {
+        k: torch.randn(batch, k, dtype=torch.bfloat16, device=dev)
+        for k in {m.in_features for m in mods}
+    }  # fmt: skip
+    for m in mods:  # one eager call each: builds the kernel and the split-K workspaces
+        m(xs[m.in_features])
+    torch.cuda.synchronize()
+    return do_bench_cudagraph(lambda: [m(xs[m.in_features]) for m in mods])
+
+
+def try_linears_ms(model) -> float:
+    """`linears_ms`, or NaN with the error printed: the split is a diagnosis, never a reason to
+    lose the decoding table."""
+    try:
+        return linears_ms(model)
+    except Exception as err:
+        print(f"  linears-only timing FAILED: {type(err).__name__}: {str(err)[:300]}")
+        return float("nan")
+
+
 def run_decodes(model, label, batches, modes_b1, prompt_len, new, repeats, vocab) -> list[dict]:
     rows = []
     wb = weight_bytes(model)
@@ -205,10 +234,15 @@ def main() -> None:
     model = build_model(cfg)
     rows = run_decodes(model, "bf16", batches, modes, args.prompt, args.new, args.repeats,
                        cfg.vocab_size)  # fmt: skip
+    lin = {"bf16": try_linears_ms(model)}
+    print(f"bf16     decoder linears alone (b=1, one graph): {lin['bf16']:.3f} ms", flush=True)
     for q in (int(b) for b in args.bits.split(",")):
         to_shiftadd(model, q)
         rows += run_decodes(model, f"{q}-bit", batches, modes, args.prompt, args.new,
                             args.repeats, cfg.vocab_size)  # fmt: skip
+        lin[f"{q}-bit"] = try_linears_ms(model)
+        print(f"{q}-bit    decoder linears alone (b=1, one graph): {lin[f'{q}-bit']:.3f} ms",
+              flush=True)  # fmt: skip
     t = pd.DataFrame(rows)
     t.insert(0, "gpu", gpu)
     base = t[t.model == "bf16"].set_index(["batch", "mode"])["tokens_per_s"]
@@ -219,6 +253,18 @@ def main() -> None:
     t["speedup_vs_best_bf16_b1"] = t["tokens_per_s"] / best_base
     t["bound_tokens_per_s"] = t["batch"] * read_bw * 1e9 / (t["weight_GB"] * 1e9)
     t.to_csv(args.out / "e2e_decode.csv", index=False)
+    # where a batch-1 compiled step goes: the decoder linears alone vs the rest of the step
+    split = []
+    for label, ms in lin.items():
+        step = t[(t.model == label) & (t.batch == 1) & (t["mode"] == "compile")]["ms_per_token"]
+        if len(step):
+            step_ms = float(step.iloc[0])
+            split.append(dict(gpu=gpu, model=label, step_ms=step_ms, linears_ms=ms,
+                              rest_ms=step_ms - ms, linears_share=ms / step_ms))  # fmt: skip
+    if split:
+        sp = pd.DataFrame(split)
+        sp.to_csv(args.out / "e2e_step_split.csv", index=False)
+        print(sp.drop(columns=["gpu"]).round(3).to_string(index=False))
     (args.out / "e2e_meta.json").write_text(json.dumps(meta, indent=1))
     pd.set_option("display.width", 200)
     print(t.drop(columns=["gpu"]).round(3).to_string(index=False))
