@@ -37,6 +37,11 @@ class CKATaskConfig:
     student_init: str = "default"
     plot: str = "tsne"  # tsne | pca: the 2-D view of the student's representation
     plot_points: int = 600
+    # torch intra-op threads for every teacher and student step of a run, whatever
+    # hardware.threads says: float sums split over another number of threads add up in another
+    # order, and over 60 epochs that moved test accuracy by a few images per seed (the size of
+    # the effect under study). None: hardware.threads (faster; results then depend on it).
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         one_of("task.data", self.data, DATASETS)
@@ -69,6 +74,8 @@ class CKATaskConfig:
         one_of("task.student_init", self.student_init, ("default", "kaiming"))
         one_of("task.plot", self.plot, ("pca", "tsne"))
         in_range("task.plot_points", self.plot_points, 10)
+        if self.threads is not None:
+            in_range("task.threads", self.threads, 1)
 
 
 @dataclass

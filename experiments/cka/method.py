@@ -109,7 +109,13 @@ class SupervisedObjective:
 
 def _student_result(ctx: RunContext, cfg, make_objective) -> Result:
     """Build the student (and the method's heads), train it with `make_objective(student,
-    train)` -> (objective, heads), and measure it beside the teachers."""
+    train)` -> (objective, heads), and measure it beside the teachers, under the task's fixed
+    thread count (teachers are trained on first use, inside it too)."""
+    with ctx.task.fixed_threads():
+        return _train_and_measure(ctx, cfg, make_objective)
+
+
+def _train_and_measure(ctx: RunContext, cfg, make_objective) -> Result:
     task = ctx.task
     train, val, test = task.data()
     teacher_logits, teacher_feats = task.teacher_outputs(train.x)
@@ -239,10 +245,11 @@ class ConcatTeachers:
         self.cfg = cfg
 
     def run(self, ctx: RunContext) -> Result:
-        _, _, test = ctx.task.data()
-        logits, feats = ctx.task.teacher_outputs(test.x)
-        result = _measure(ctx, torch.cat(logits, 1), test)
-        result.figures["representation"] = _representation(
-            ctx, torch.cat(feats, 1), test, "concatenated teachers"
-        )
+        with ctx.task.fixed_threads():
+            _, _, test = ctx.task.data()
+            logits, feats = ctx.task.teacher_outputs(test.x)
+            result = _measure(ctx, torch.cat(logits, 1), test)
+            result.figures["representation"] = _representation(
+                ctx, torch.cat(feats, 1), test, "concatenated teachers"
+            )
         return result

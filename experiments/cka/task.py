@@ -3,6 +3,8 @@ configuration and cached under outputs/models/cka_teachers), and the student's m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,20 @@ class CKATask:
         self.cfg, self.ctx = cfg, ctx
         self._splits: ImageSplits | None = None
         self._teachers: list[nn.Module] | None = None
+
+    @contextmanager
+    def fixed_threads(self) -> Iterator[None]:
+        """Run the block under `task.threads` torch threads (then restore the previous count), so
+        a seed gives the same numbers whatever hardware.threads is (see the config)."""
+        if self.cfg.threads is None:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.cfg.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     # -- data -------------------------------------------------------------------------------
     def splits(self) -> ImageSplits:
