@@ -23,6 +23,11 @@ register_task(
         MetricSpec("fuzz/fault_types_per_s", goal="max", description="fuzzing", **_opt),
         MetricSpec("fuzz/faults_per_s", goal="max", description="fuzzing", **_opt),
         MetricSpec("fuzz/fault_types", goal="max", description="fuzzing", **_opt),
+        *[
+            MetricSpec(f"vs_minus_{c}/fdr", goal="max", **_opt,
+                       description=f"DeepFeature's FDR minus the {c} selection's on the same pool")
+            for c in ("random_maps", "least_vulnerable", "origin_distance", "gini")
+        ],  # fmt: skip
     ],
     methods=[
         "deepfeature",
