@@ -3,6 +3,7 @@ that every method replays (so Dynasor and its baselines see the same chains)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from celine.api import RunError
@@ -58,6 +59,54 @@ class DynasorTask:
             )
         self._problems = (cal, test)
         return self._problems
+
+    @property
+    def on_engine(self) -> bool:
+        return self.cfg.engine.name != "sim"
+
+    @contextmanager
+    def engine_session(self, max_model_len: int):
+        """Yield a completion backend on a real vLLM (`celine.serving.completions`): the
+        server at `task.engine.base_url` if given, else an in-process engine Celine starts on
+        the served model's checkpoint (its EngineCore in a child process), always shut down,
+        also on an exception or Ctrl-C; its log is attached to the run either way. The run is
+        tagged with the engine and its version."""
+        from celine.serving.completions import EngineCompletions, HTTPCompletions
+        from celine.serving.vllm_engine import VLLMEngine, vllm_version
+
+        ecfg, ctx = self.cfg.engine, self.ctx
+        tracker = getattr(ctx.tracker, "inner", ctx.tracker)
+        if ecfg.base_url is not None:
+            backend = HTTPCompletions(ecfg.base_url)
+            if hasattr(tracker, "set_tags"):
+                tracker.set_tags({"celine.engine": "vllm-server",
+                                  "celine.engine_version": backend.version(),
+                                  "celine.engine_url": ecfg.base_url})  # fmt: skip
+            try:
+                yield backend
+            finally:
+                backend.close()
+            return
+        if hasattr(tracker, "set_tags"):
+            tracker.set_tags({"celine.engine": ecfg.name, "celine.engine_version": vllm_version()})
+        eng = VLLMEngine(
+            self.lm().path, work_dir=Path(ctx.run_dir) / "engine",
+            max_num_seqs=self.cfg.engine_max_num_seqs,
+            max_num_batched_tokens=max(2048, max_model_len),
+            max_model_len=ecfg.max_model_len or max_model_len,
+            kv_cache_gib=int(ecfg.kv_cache_gib),
+            omp_threads=ecfg.omp_threads or ctx.hardware.threads, dtype=ecfg.dtype,
+            seed=ctx.seed,
+            # Dynasor-CoT's chunks and probes continue one prefix: the reference enables it
+            prefix_caching=True if ecfg.prefix_caching is None else bool(ecfg.prefix_caching),
+        )  # fmt: skip
+        try:
+            with eng:
+                yield EngineCompletions(eng)
+        finally:
+            for path in (eng.log_path,):
+                if path.is_file():
+                    ctx.log_artifact(path, "engine")
 
     def lm(self):
         if self._lm is None:
