@@ -151,9 +151,10 @@ class HTTPCompletions:
 
     def version(self) -> str:
         url = f"{self.base_url}/version"
-        with contextlib.suppress(OSError, ValueError, KeyError), urllib.request.urlopen(
-            url, timeout=10
-        ) as resp:
+        with (
+            contextlib.suppress(OSError, ValueError, KeyError),
+            urllib.request.urlopen(url, timeout=10) as resp,
+        ):
             return f"vllm=={json.load(resp)['version']} (server)"
         return "unknown (server)"
 

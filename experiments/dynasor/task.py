@@ -99,6 +99,10 @@ class DynasorTask:
             seed=ctx.seed,
             # Dynasor-CoT's chunks and probes continue one prefix: the reference enables it
             prefix_caching=True if ecfg.prefix_caching is None else bool(ecfg.prefix_caching),
+            # the cache reuses whole KV blocks: vLLM's CPU default (128 tokens) is longer than
+            # these ~60-token prompts and short chunks, so it would hit nothing; 32 is the
+            # smallest size the CPU attention runs at full speed
+            block_size=32,
         )  # fmt: skip
         try:
             with eng:
