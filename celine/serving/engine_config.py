@@ -43,6 +43,9 @@ class EngineConfig:
     # request by request: dynasor's engine runs; the trace replay of llm_sched needs the
     # in-process engine's step log and refuses it)
     base_url: str | None = None
+    # true: Celine starts `vllm serve` on 127.0.0.1 and a free port (vllm_server.py) and talks
+    # to it over HTTP, as the Dynasor reference deploys; false: the in-process engine
+    server: bool = False
     # vLLM's prefix cache; None: the task decides (off for trace replay, which the simulator
     # models without one; on for Dynasor-CoT, whose chunks and probes continue one prefix)
     prefix_caching: bool | None = None
@@ -63,6 +66,9 @@ class EngineConfig:
                 raise ConfigError("engine.base_url", self.base_url, "only with engine=vllm")
             if not self.base_url.startswith(("http://", "https://")):
                 raise ConfigError("engine.base_url", self.base_url, "an http:// or https:// URL")
+            if self.server:
+                raise ConfigError("engine.server", True, "false with engine.base_url (a server "
+                                  "exists already)")  # fmt: skip
         elif self.name == "vllm":  # Celine starts the engine: vLLM must be installed here
             require_vllm()
 

@@ -3,6 +3,7 @@ that every method replays (so Dynasor and its baselines see the same chains)."""
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,19 +74,31 @@ class DynasorTask:
         tagged with the engine and its version."""
         from celine.serving.completions import EngineCompletions, HTTPCompletions
         from celine.serving.vllm_engine import VLLMEngine, vllm_version
+        from celine.serving.vllm_server import VLLMServer
 
         ecfg, ctx = self.cfg.engine, self.ctx
         tracker = getattr(ctx.tracker, "inner", ctx.tracker)
-        if ecfg.base_url is not None:
-            backend = HTTPCompletions(ecfg.base_url)
-            if hasattr(tracker, "set_tags"):
-                tracker.set_tags({"celine.engine": "vllm-server",
-                                  "celine.engine_version": backend.version(),
-                                  "celine.engine_url": ecfg.base_url})  # fmt: skip
-            try:
+        if ecfg.base_url is not None or ecfg.server:
+            with contextlib.ExitStack() as stack:
+                url = ecfg.base_url
+                if url is None:
+                    server = VLLMServer(
+                        self.lm().path, work_dir=Path(ctx.run_dir) / "engine",
+                        max_model_len=ecfg.max_model_len or max_model_len,
+                        max_num_seqs=self.cfg.engine_max_num_seqs,
+                        kv_cache_gib=int(ecfg.kv_cache_gib),
+                        omp_threads=ecfg.omp_threads or ctx.hardware.threads, dtype=ecfg.dtype,
+                        prefix_caching=ecfg.prefix_caching is not False, block_size=32,
+                        startup_timeout_s=ecfg.startup_timeout_s,
+                    )  # fmt: skip
+                    stack.callback(self._attach, server.log_path)
+                    url = stack.enter_context(server).base_url
+                backend = stack.enter_context(contextlib.closing(HTTPCompletions(url)))
+                if hasattr(tracker, "set_tags"):
+                    tracker.set_tags({"celine.engine": "vllm-server",
+                                      "celine.engine_version": backend.version(),
+                                      "celine.engine_url": url})  # fmt: skip
                 yield backend
-            finally:
-                backend.close()
             return
         if hasattr(tracker, "set_tags"):
             tracker.set_tags({"celine.engine": ecfg.name, "celine.engine_version": vllm_version()})
@@ -108,9 +121,11 @@ class DynasorTask:
             with eng:
                 yield EngineCompletions(eng)
         finally:
-            for path in (eng.log_path,):
-                if path.is_file():
-                    ctx.log_artifact(path, "engine")
+            self._attach(eng.log_path)
+
+    def _attach(self, path: Path) -> None:
+        if path.is_file():
+            self.ctx.log_artifact(path, "engine")
 
     def lm(self):
         if self._lm is None:
