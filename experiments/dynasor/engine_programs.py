@@ -228,22 +228,34 @@ def run_sc_programs(
     sampling: Sampling,
     seed: int,
     answers: Sequence[str | None] | None = None,
+    first_round: int | None = None,
     tag: str = "sc",
 ) -> list[LiveProgram]:
-    """One program per prompt: `cap` samples submitted at once (priority = program index:
-    gang-scheduled, first come first served); once `detect_at` are back, stop if certaindex
-    passes `entropy_threshold` (None: never stop, the fixed budget) and abort the rest."""
+    """One program per prompt, its samples submitted with priority = program index (gang-
+    scheduled, programs first come first served). `first_round` samples go out at once (None:
+    all `cap`); once `detect_at` are back, the program stops if certaindex passes
+    `entropy_threshold` (None: never stop, the fixed budget) and its outstanding samples are
+    aborted; otherwise the rest of the cap is submitted. `first_round=detect_at` is the
+    paper's two rounds (nothing to abort, the rest waits for the decision); `cap` runs all
+    samples at once and aborts what is outstanding at the decision."""
     programs = [
         LiveProgram(i, None if answers is None else answers[i]) for i in range(len(prompts))
     ]
     pending: dict[str, int] = {}
-    for i, prompt in enumerate(prompts):
-        for k in range(cap):
+    submitted = [0] * len(prompts)
+    first = cap if first_round is None else max(min(first_round, cap), detect_at)
+
+    def submit(i: int, n: int) -> None:
+        for k in range(submitted[i], submitted[i] + n):
             rid = f"{tag}-{i}-s{k}"
             s = Sampling(sampling.max_tokens, sampling.temperature, sampling.top_p,
                          chunk_seed(seed, i, k))  # fmt: skip
-            backend.submit(rid, prompt, s, priority=i)
+            backend.submit(rid, prompts[i], s, priority=i)
             pending[rid] = i
+        submitted[i] += n
+
+    for i in range(len(prompts)):
+        submit(i, first)
     while pending:
         for c in backend.poll():
             i = pending.pop(c.rid, None)
@@ -262,6 +274,8 @@ def run_sc_programs(
                     for a in backend.abort(rest):
                         pending.pop(a.rid, None)
                         prog.aborted[a.rid] = len(a.token_ids)
+                elif submitted[i] < cap:
+                    submit(i, cap - submitted[i])
     return programs
 
 

@@ -144,3 +144,152 @@ def run_cot_on_engine(ctx, cfg) -> Result:
     )
     metrics = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
     return Result(metrics=metrics, tables={"headline": headline, "chains": chains}, notes=notes)
+
+
+# -- self-consistency stopped by certaindex -------------------------------------------------------
+def _pools_from_programs(programs, problems, prompts):
+    """Live fixed-budget programs as cached-pool records (every sample, in finishing order),
+    so the batch path's replay and calibration run on the engine's own samples."""
+    from celine.experiments.dynasor.pool import ProblemPool
+
+    return [
+        ProblemPool(
+            p.question,
+            p.answer,
+            p.steps,
+            len(prompt),
+            list(g.samples),
+            [len(t) for t in g.sample_tokens],
+            [1.0] * g.knob,
+        )  # fmt: skip
+        for g, p, prompt in zip(programs, problems, prompts, strict=True)
+    ]
+
+
+def run_sc_on_engine(ctx, cfg) -> Result:
+    """`method=certaindex engine=vllm`: SC programs whose samples are engine requests.
+
+    Calibration split: fixed-budget programs (cap samples each) on the engine, replayed by the
+    batch path to choose tau. Test split, the same per-sample seeds in every run (the same
+    samples, paired by problem): Dynasor in two rounds (`detect_at` samples, then the rest
+    only if certaindex fails: the paper's static policy), Dynasor with all `cap` samples at
+    once and the outstanding ones aborted when certaindex passes at `detect_at` finished, the
+    fixed budget, and the batch path's replay of the fixed budget's samples (what the engine
+    changes: the samples that finish first decide, and aborted ones have spent tokens)."""
+    from celine.api import ConfigError
+    from celine.experiments.dynasor import batch
+    from celine.experiments.dynasor.engine_programs import run_sc_programs, wall
+    from celine.experiments.dynasor.method import _show, calibrate
+    from celine.experiments.dynasor.programs import CertaindexPolicy
+    from celine.llm.reasoning import format_prompt, parse_boxed, parse_boxed_str
+    from celine.serving.completions import Sampling
+
+    if cfg.reward_threshold is not None:
+        raise ConfigError("method.reward_threshold", cfg.reward_threshold,
+                          "null with engine=vllm (the entropy certaindex only)")  # fmt: skip
+    task = ctx.task
+    cal, test = task.problems()
+    tok = task.lm().tokenizer
+    tcfg = task.cfg
+    sampling = Sampling(tcfg.max_new_tokens, tcfg.temperature, tcfg.top_p)
+
+    def prompts_of(problems):
+        return [tok(format_prompt(p))["input_ids"] for p in problems]
+
+    def answer_of(problems):
+        parse = parse_boxed if isinstance(problems[0].answer, int) else parse_boxed_str
+        return lambda ids: parse(tok.decode(ids, skip_special_tokens=True))
+
+    longest = max(map(len, prompts_of([*cal, *test])))
+    times: dict[str, float] = {}
+    with task.engine_session(longest + tcfg.max_new_tokens) as backend:
+        engine = f"{backend.backend}: {backend.version()}"
+        tau = cfg.entropy_threshold
+        kw = dict(answer_of=answer_of(test), detect_at=cfg.detect_at, cap=cfg.cap,
+                  sampling=sampling)  # fmt: skip
+        if cfg.calibrate:
+            cal_prompts = prompts_of(cal)
+            cal_kw = {**kw, "answer_of": answer_of(cal)}
+            progs, times["calibration"] = wall(
+                run_sc_programs, backend, cal_prompts, entropy_threshold=None,
+                seed=ctx.seed + 7919, tag="sc-cal", **cal_kw,
+            )  # fmt: skip
+            pools = _pools_from_programs(progs, cal, cal_prompts)
+            tau, _, _ = calibrate(cfg, pools, task.seeds(), ctx.log)
+        test_prompts = prompts_of(test)
+        answers = [p.answer for p in test]
+        dyn, times["dynasor"] = wall(
+            run_sc_programs, backend, test_prompts, entropy_threshold=tau, seed=ctx.seed,
+            answers=answers, first_round=cfg.detect_at, tag="sc-dyn", **kw,
+        )  # fmt: skip
+        dyn_all, times["dynasor_abort"] = wall(
+            run_sc_programs, backend, test_prompts, entropy_threshold=tau, seed=ctx.seed,
+            answers=answers, tag="sc-abort", **kw,
+        )  # fmt: skip
+        full, times["fixed_budget"] = wall(
+            run_sc_programs, backend, test_prompts, entropy_threshold=None, seed=ctx.seed,
+            answers=answers, tag="sc-fix", **kw,
+        )  # fmt: skip
+    # the batch path on the fixed budget's own samples, replayed in one random order
+    test_pools = _pools_from_programs(full, test, test_prompts)
+    replayed, _ = batch.replay(
+        test_pools, lambda: CertaindexPolicy(cfg.detect_at, cfg.cap, entropy_threshold=tau),
+        [ctx.seed],
+    )  # fmt: skip
+
+    def row(name, progs, seconds):
+        return {
+            "run": name, "accuracy": float(np.mean([g.correct for g in progs])),
+            "tokens/problem": float(np.mean([g.tokens for g in progs])),
+            "samples_finished/problem": float(np.mean([g.knob for g in progs])),
+            "aborted/problem": float(np.mean([len(g.aborted) for g in progs])),
+            "stopped_early": float(np.mean([g.stopped_early for g in progs])),
+            "wall_s": seconds,
+        }  # fmt: skip
+
+    headline = pd.DataFrame([
+        row(f"Dynasor, two rounds (entropy >= {tau:.2f} at {cfg.detect_at}, then the rest)",
+            dyn, times["dynasor"]),
+        row(f"Dynasor, all {cfg.cap} at once, outstanding aborted at {cfg.detect_at}", dyn_all,
+            times["dynasor_abort"]),
+        row(f"fixed budget on the engine ({cfg.cap} samples)", full, times["fixed_budget"]),
+        {"run": "batch replay of the fixed budget's samples (sim path)",
+         "accuracy": replayed.accuracy, "tokens/problem": replayed.tokens,
+         "samples_finished/problem": replayed.chains, "stopped_early": replayed.stopped_early},
+    ])  # fmt: skip
+    _show(ctx, f"SC on the engine ({engine}), {len(test)} test problems", headline)
+    cmp = batch.compare(
+        np.array([float(g.correct) for g in dyn]), np.array([float(g.tokens) for g in dyn]),
+        np.array([float(g.correct) for g in full]), np.array([float(g.tokens) for g in full]),
+        min_baseline_accuracy=cfg.min_baseline_accuracy, seed=ctx.seed,
+    )  # fmt: skip
+    cmp_abort = batch.compare(
+        np.array([float(g.correct) for g in dyn_all]),
+        np.array([float(g.tokens) for g in dyn_all]),
+        np.array([float(g.correct) for g in full]), np.array([float(g.tokens) for g in full]),
+        min_baseline_accuracy=cfg.min_baseline_accuracy, seed=ctx.seed,
+    )  # fmt: skip
+    metrics = {
+        **cmp_abort.metrics("abort"),
+        "test/accuracy": headline.at[0, "accuracy"],
+        "test/tokens_per_problem": headline.at[0, "tokens/problem"],
+        "test/chains_per_problem": headline.at[0, "samples_finished/problem"],
+        "test/stopped_early": headline.at[0, "stopped_early"],
+        "test/aborted_per_problem": headline.at[0, "aborted/problem"],
+        "abort/accuracy": headline.at[1, "accuracy"],
+        "abort/tokens_per_problem": headline.at[1, "tokens/problem"],
+        "abort/aborted_per_problem": headline.at[1, "aborted/problem"],
+        "baseline/accuracy": headline.at[2, "accuracy"],
+        "baseline/tokens_per_problem": headline.at[2, "tokens/problem"],
+        "calibration/threshold": float(tau),
+        "replay/tokens_per_problem": replayed.tokens,
+        "replay/accuracy": replayed.accuracy,
+        **cmp.metrics("test"),
+        **{f"engine/wall_s_{k}": v for k, v in times.items()},
+    }
+    notes = {"engine": engine}
+    if cmp.refused:
+        ctx.log.warning("no savings claim: %s", cmp.refused)
+        notes["claim_refused"] = cmp.refused
+    metrics = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+    return Result(metrics=metrics, tables={"headline": headline}, notes=notes)

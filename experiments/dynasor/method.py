@@ -17,13 +17,14 @@ from celine.experiments.dynasor.programs import (
 
 
 def _sim_only(ctx: RunContext, method: str) -> None:
-    """engine=vllm runs Dynasor-CoT only (SC on the engine: `engine_programs.run_sc_programs`);
-    the other methods replay HF-sampled pools and would ignore the engine silently."""
+    """engine=vllm runs method=dynasor_cot and method=certaindex (SC, `engine_run.py`); the
+    other methods replay HF-sampled pools and would ignore the engine silently."""
     from celine.api import ConfigError
 
     if ctx.task.on_engine:
         raise ConfigError("engine", ctx.task.cfg.engine.name,
-                          f"sim for method={method} (engine=vllm runs method=dynasor_cot)")  # fmt: skip
+                          f"sim for method={method} (engine=vllm runs method=dynasor_cot "
+                          "or method=certaindex)")  # fmt: skip
 
 
 def _show(ctx: RunContext, title: str, table: pd.DataFrame) -> None:
@@ -100,8 +101,12 @@ class Certaindex:
         return task.pools(reward_model)
 
     def run(self, ctx: RunContext) -> Result:
-        _sim_only(ctx, self.cfg.name)
         cfg, task, program, unit = self.cfg, ctx.task, self.program, self.unit
+        if task.on_engine and program is SelfConsistencyProgram:
+            from celine.experiments.dynasor.engine_run import run_sc_on_engine
+
+            return run_sc_on_engine(ctx, cfg)
+        _sim_only(ctx, cfg.name)
         uses_reward = cfg.reward_threshold is not None
         cal, test = self.pools(task, cfg.reward_model if uses_reward else None)
         seeds = task.seeds()

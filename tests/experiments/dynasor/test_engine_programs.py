@@ -66,6 +66,15 @@ def test_sc_on_engine_stops_at_certaindex_and_aborted_requests_are_gone(vllm_eng
     # the EngineCore emitted no token for an aborted request after its abort
     aborted = {rid: n for p in progs for rid, n in p.aborted.items()}
     assert _emitted(vllm_engine.step_log, aborted) == aborted
+    # two rounds (the paper's static policy): only detect_at samples were ever sent
+    rounds = run_sc_programs(
+        backend, _prompts(), answer_of=tuple, detect_at=detect, cap=cap, entropy_threshold=0.99,
+        sampling=Sampling(MAX_TOKENS, temperature=0.0), seed=0, first_round=detect,
+        tag="sc-rounds",
+    )  # fmt: skip
+    for prog, greedy in zip(rounds, progs, strict=True):
+        assert prog.stopped_early and prog.knob == detect and not prog.aborted
+        assert prog.tokens == detect * len(greedy.sample_tokens[0])
 
 
 def test_sc_on_engine_runs_to_the_cap_when_samples_disagree(vllm_engine):
@@ -77,11 +86,19 @@ def test_sc_on_engine_runs_to_the_cap_when_samples_disagree(vllm_engine):
         backend, _prompts(), answer_of=tuple, detect_at=2, cap=cap, entropy_threshold=0.99,
         sampling=Sampling(MAX_TOKENS, temperature=1.0), seed=1, tag="sc-sampled",
     )  # fmt: skip
-    for prog in progs:
+    rounds = run_sc_programs(
+        backend, _prompts(), answer_of=tuple, detect_at=2, cap=cap, entropy_threshold=0.99,
+        sampling=Sampling(MAX_TOKENS, temperature=1.0), seed=1, first_round=2, tag="sc-r",
+    )  # fmt: skip
+    for prog, again in zip(progs, rounds, strict=True):
         # a random model sampled at T=1: distinct samples, certaindex 0 at detection
         assert len(set(prog.samples)) == cap
         assert not prog.stopped_early and prog.knob == cap and not prog.aborted
         assert prog.tokens == sum(map(len, prog.sample_tokens))
+        # in two rounds the rest of the cap is sent after the failed check: the same samples
+        # (per-sample seeds), only in another finishing order
+        assert not again.stopped_early and again.knob == cap
+        assert sorted(again.samples) == sorted(prog.samples)
 
 
 class _Tok:
