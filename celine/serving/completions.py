@@ -22,6 +22,7 @@ import contextlib
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -175,7 +176,12 @@ class HTTPCompletions:
             headers={"Content-Type": "application/json"},
         )  # fmt: skip
         tokens, reason, cached = [], None, None
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+        try:
+            resp = urllib.request.urlopen(req, timeout=self.timeout_s)
+        except urllib.error.HTTPError as err:  # e.g. a priority on an fcfs server
+            detail = err.read().decode(errors="replace")[:300]
+            raise RunError(f"{self.base_url} refused request {rid}: {err.code} {detail}") from err
+        with resp:
             for raw in resp:  # server-sent events: "data: {...}" lines
                 if stop.is_set():
                     reason = "abort"  # closing the stream makes the server abort the request

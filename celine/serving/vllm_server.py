@@ -64,6 +64,7 @@ class VLLMServer:
             "--dtype", self.dtype, "--max-model-len", str(self.max_model_len),
             "--max-num-seqs", str(self.max_num_seqs), "--enforce-eager",
             "--enable-prompt-tokens-details",  # cached prompt tokens in each usage record
+            "--scheduling-policy", "priority",  # programs are gang-scheduled by priority
             "--enable-prefix-caching" if self.prefix_caching else "--no-enable-prefix-caching",
         ]  # fmt: skip
         if self.block_size:

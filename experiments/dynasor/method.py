@@ -16,12 +16,17 @@ from celine.experiments.dynasor.programs import (
 )
 
 
+def _on_engine(ctx: RunContext) -> bool:
+    """engine=vllm (tasks without an engine setting, e.g. synthetic test tasks, run sim)."""
+    return bool(getattr(ctx.task, "on_engine", False))
+
+
 def _sim_only(ctx: RunContext, method: str) -> None:
     """engine=vllm runs method=dynasor_cot and method=certaindex (SC, `engine_run.py`); the
     other methods replay HF-sampled pools and would ignore the engine silently."""
     from celine.api import ConfigError
 
-    if ctx.task.on_engine:
+    if _on_engine(ctx):
         raise ConfigError("engine", ctx.task.cfg.engine.name,
                           f"sim for method={method} (engine=vllm runs method=dynasor_cot "
                           "or method=certaindex)")  # fmt: skip
@@ -102,7 +107,7 @@ class Certaindex:
 
     def run(self, ctx: RunContext) -> Result:
         cfg, task, program, unit = self.cfg, ctx.task, self.program, self.unit
-        if task.on_engine and program is SelfConsistencyProgram:
+        if _on_engine(ctx) and program is SelfConsistencyProgram:
             from celine.experiments.dynasor.engine_run import run_sc_on_engine
 
             return run_sc_on_engine(ctx, cfg)
@@ -327,7 +332,7 @@ class DynasorCot:
 
     def run(self, ctx: RunContext) -> Result:
         cfg = self.cfg
-        if ctx.task.on_engine:
+        if _on_engine(ctx):
             from celine.experiments.dynasor.engine_run import run_cot_on_engine
 
             return run_cot_on_engine(ctx, cfg)
