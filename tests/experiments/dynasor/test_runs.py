@@ -161,12 +161,12 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
         ("method=certaindex_tree method.cap=9", "method.cap"),  # more than pool_trees (5)
         ("method=fixed_budget_tree method.program=mcts", "method.program"),
         ("method=dynasor_cot model.slip_prob=2", "model.slip_prob"),
-        ("engine=vllm task.engine.base_url=ftp://127.0.0.1:1", "engine.base_url"),
+        ("engine=vllm task.engine.base_url=ftp://127.0.0.1:1", "task.engine.base_url"),
         (
             "engine=vllm task.engine.base_url=http://127.0.0.1:1 task.engine.server=true",
-            "engine.server",
+            "task.engine.server",
         ),  # fmt: skip
-        ("task.engine.base_url=http://127.0.0.1:1", "engine.base_url"),  # engine=sim
+        ("task.engine.base_url=http://127.0.0.1:1", "task.engine.base_url"),  # engine=sim
     ],
 )
 def test_bad_input_is_refused_early_naming_the_key(override, key):
