@@ -195,6 +195,7 @@ class LiveProgram:
     answer: str | None  # the exact answer (None: unknown, e.g. in tests)
     samples: list = field(default_factory=list)  # answers of the finished samples, in order
     sample_tokens: list[list[int]] = field(default_factory=list)
+    sample_index: list[int] = field(default_factory=list)  # k of each (its seed), same order
     aborted: dict[str, int] = field(default_factory=dict)  # request id -> tokens at the abort
     stopped_early: bool = False
     certaindex_checked: bool = False
@@ -241,7 +242,7 @@ def run_sc_programs(
     programs = [
         LiveProgram(i, None if answers is None else answers[i]) for i in range(len(prompts))
     ]
-    pending: dict[str, int] = {}
+    pending: dict[str, tuple[int, int]] = {}  # request id -> (program, sample index)
     submitted = [0] * len(prompts)
     first = cap if first_round is None else max(min(first_round, cap), detect_at)
 
@@ -251,26 +252,27 @@ def run_sc_programs(
             s = Sampling(sampling.max_tokens, sampling.temperature, sampling.top_p,
                          chunk_seed(seed, i, k))  # fmt: skip
             backend.submit(rid, prompts[i], s, priority=i)
-            pending[rid] = i
+            pending[rid] = (i, k)
         submitted[i] += n
 
     for i in range(len(prompts)):
         submit(i, first)
     while pending:
         for c in backend.poll():
-            i = pending.pop(c.rid, None)
-            if i is None:
+            if c.rid not in pending:
                 continue
+            i, k = pending.pop(c.rid)
             prog = programs[i]
             prog.samples.append(answer_of(c.token_ids))
             prog.sample_tokens.append(list(c.token_ids))
+            prog.sample_index.append(k)
             if prog.knob == detect_at and not prog.certaindex_checked:
                 prog.certaindex_checked = True
                 if entropy_threshold is not None and passes(
                     prog.samples, entropy_threshold=entropy_threshold
                 ):
                     prog.stopped_early = True
-                    rest = [r for r, j in pending.items() if j == i]
+                    rest = [r for r, (j, _) in pending.items() if j == i]
                     for a in backend.abort(rest):
                         pending.pop(a.rid, None)
                         prog.aborted[a.rid] = len(a.token_ids)

@@ -148,22 +148,22 @@ def run_cot_on_engine(ctx, cfg) -> Result:
 
 # -- self-consistency stopped by certaindex -------------------------------------------------------
 def _pools_from_programs(programs, problems, prompts):
-    """Live fixed-budget programs as cached-pool records (every sample, in finishing order),
-    so the batch path's replay and calibration run on the engine's own samples."""
+    """Live fixed-budget programs as cached-pool records, so the batch path's replay and
+    calibration run on the engine's own samples. Samples are stored by sample index (their
+    seed), not in finishing order: the replay's random orders then depend on the samples only,
+    not on the engine's timing (in finishing order, the in-process and HTTP deployments drew
+    the same samples but calibrated tau 1.0 and 0.0 on the 48 calibration problems)."""
     from celine.experiments.dynasor.pool import ProblemPool
 
-    return [
-        ProblemPool(
-            p.question,
-            p.answer,
-            p.steps,
-            len(prompt),
-            list(g.samples),
-            [len(t) for t in g.sample_tokens],
-            [1.0] * g.knob,
-        )  # fmt: skip
-        for g, p, prompt in zip(programs, problems, prompts, strict=True)
-    ]
+    pools = []
+    for g, p, prompt in zip(programs, problems, prompts, strict=True):
+        order = sorted(range(g.knob), key=lambda j: g.sample_index[j])
+        answers = [g.samples[j] for j in order]
+        tokens = [len(g.sample_tokens[j]) for j in order]
+        pools.append(
+            ProblemPool(p.question, p.answer, p.steps, len(prompt), answers, tokens, [1.0] * g.knob)
+        )
+    return pools
 
 
 def run_sc_on_engine(ctx, cfg) -> Result:
@@ -269,7 +269,10 @@ def run_sc_on_engine(ctx, cfg) -> Result:
         np.array([float(g.correct) for g in full]), np.array([float(g.tokens) for g in full]),
         min_baseline_accuracy=cfg.min_baseline_accuracy, seed=ctx.seed,
     )  # fmt: skip
+    # equal accuracy: the problem-level 95% interval of the accuracy gap reaches 0
+    equal = {} if cmp.refused else {"test/equal_accuracy": float(cmp.gap_high >= 0.0)}
     metrics = {
+        **equal,
         **cmp_abort.metrics("abort"),
         "test/accuracy": headline.at[0, "accuracy"],
         "test/tokens_per_problem": headline.at[0, "tokens/problem"],
