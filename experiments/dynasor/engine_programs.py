@@ -211,7 +211,10 @@ class LiveProgram:
 
     @property
     def vote(self):
-        return majority_vote(self.samples)
+        """Majority over the finished samples, ties to the lowest sample index (the order
+        they were sent in), so the vote does not depend on which finished first."""
+        order = sorted(range(self.knob), key=lambda j: self.sample_index[j])
+        return majority_vote([self.samples[j] for j in order])
 
     @property
     def correct(self) -> bool:
