@@ -48,6 +48,39 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def vllm_smoke_engine(tmp_path_factory):
+    """ONE real vLLM engine per pytest session, shared by every test that needs one
+    (tests/serving/test_vllm_engine.py, tests/experiments/dynasor/test_engine_programs.py):
+    a random-init smoke-size Llama (head_dim 32, a size vLLM's CPU attention has) with a
+    one-sequence budget (max_num_seqs=1), so the order in which requests finish is decided by
+    the scheduler alone. Starting it takes ~1-3 min on a loaded 2-core machine. A test may shut
+    it down (the engine-processes-are-gone test); the `vllm_engine` fixture restarts it then."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (the `serve` extra: pip install -e '.[serve]')")
+    from celine.llm.tiny_llama import tiny_test_model
+    from celine.serving.vllm_engine import VLLMEngine
+
+    model, tok = tiny_test_model(hidden=128)
+    path = tmp_path_factory.mktemp("tiny_vllm")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    eng = VLLMEngine(path, work_dir=tmp_path_factory.mktemp("engine"), max_num_seqs=1,
+                     max_num_batched_tokens=256, max_model_len=256, omp_threads=1)  # fmt: skip
+    yield eng
+    eng.shutdown()
+
+
+@pytest.fixture
+def vllm_engine(vllm_smoke_engine):
+    """The shared engine, (re)started if it is not running."""
+    if vllm_smoke_engine.engine is None:
+        vllm_smoke_engine.start()
+    return vllm_smoke_engine
+
+
+@pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory) -> Path:
     """A migrated SQLite store: creating one costs ~7 s of migrations, copying it ~0.05 s."""
     from mlflow.tracking import MlflowClient

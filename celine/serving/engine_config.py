@@ -38,6 +38,17 @@ class EngineConfig:
     # by round, so that a burst of load from other jobs on a shared machine does not land on
     # one scheduler only; tables keep every replicate and report their mean
     replicates: int = 3
+    # an existing OpenAI-compatible server (`vllm serve ...`) instead of one Celine starts:
+    # `engine=vllm task.engine.base_url=http://127.0.0.1:8000` (programs that drive it
+    # request by request: dynasor's engine runs; the trace replay of llm_sched needs the
+    # in-process engine's step log and refuses it)
+    base_url: str | None = None
+    # true: Celine starts `vllm serve` on 127.0.0.1 and a free port (vllm_server.py) and talks
+    # to it over HTTP, as the Dynasor reference deploys; false: the in-process engine
+    server: bool = False
+    # vLLM's prefix cache; None: the task decides (off for trace replay, which the simulator
+    # models without one; on for Dynasor-CoT, whose chunks and probes continue one prefix)
+    prefix_caching: bool | None = None
 
     def __post_init__(self) -> None:
         one_of("engine.name", self.name, ENGINES)
@@ -50,7 +61,15 @@ class EngineConfig:
         in_range("engine.startup_timeout_s", self.startup_timeout_s, 1.0)
         in_range("engine.capacity_requests", self.capacity_requests, 1)
         in_range("engine.replicates", self.replicates, 1)
-        if self.name == "vllm":
+        if self.base_url is not None:
+            if self.name != "vllm":
+                raise ConfigError("engine.base_url", self.base_url, "only with engine=vllm")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ConfigError("engine.base_url", self.base_url, "an http:// or https:// URL")
+            if self.server:
+                raise ConfigError("engine.server", True, "false with engine.base_url (a server "
+                                  "exists already)")  # fmt: skip
+        elif self.name == "vllm":  # Celine starts the engine: vLLM must be installed here
             require_vllm()
 
 

@@ -80,6 +80,8 @@ class VLLMEngine:
         omp_threads: int | None = None,
         dtype: str = "float32",
         seed: int = 0,
+        prefix_caching: bool = False,
+        block_size: int | None = None,
     ) -> None:
         self.model_path = str(model_path)
         self.work_dir = Path(work_dir)
@@ -92,6 +94,12 @@ class VLLMEngine:
         self.omp_threads = omp_threads
         self.dtype = dtype
         self.seed = seed
+        # off for trace replay (the simulator has none: like with like); on for programs whose
+        # requests continue each other (Dynasor-CoT's chunks and probes), as the reference runs
+        self.prefix_caching = bool(prefix_caching)
+        # KV block size in tokens; None: vLLM's (128 on CPU). The prefix cache reuses whole
+        # blocks only, so short prompts need small blocks for any hit
+        self.block_size = block_size
         self.engine = None
         self.pids: set[int] = set()  # the engine's processes (to check they are gone)
         self.log_path = self.work_dir / "vllm_engine.log"
@@ -167,7 +175,7 @@ class VLLMEngine:
                 max_model_len=self.max_model_len, max_num_seqs=self.max_num_seqs,
                 max_num_batched_tokens=self.max_num_batched_tokens,
                 enforce_eager=True,  # no graph capture/compile: start-up stays ~1 min on CPU
-                enable_prefix_caching=False,  # the simulator has none: compare like with like
+                enable_prefix_caching=self.prefix_caching, block_size=self.block_size,
                 scheduling_policy="priority", scheduler_cls=SCHEDULER_CLS,
                 async_scheduling=False,  # one step's features per step log row
                 # the model worker inside the EngineCore process: one spawn (and one ~60 s

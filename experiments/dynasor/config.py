@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from celine.api import ConfigError, existing_path, in_range, one_of
+from celine.serving.engine_config import EngineConfig
 
 PROBLEM_SOURCES = ("reasoning", "gsm8k", "math")
 REWARD_AGGREGATES = ("mean", "max")  # MCTS uses the mean, Rebase the max (paper §3.1)
@@ -51,6 +52,10 @@ class DynasorTaskConfig:
     max_new_tokens: int = 160  # the longest 8-step chain is ~125 tokens
     batch_size: int = 64
     replay_seeds: int = 5  # each seed replays the pool in another random order
+    # `engine=vllm`: Dynasor-CoT runs on a real vLLM (started by Celine, or the server at
+    # task.engine.base_url) instead of replaying HF-recorded traces; see engine_run.py
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    engine_max_num_seqs: int = 64  # vLLM's running-sequence budget for the room's programs
 
     def __post_init__(self) -> None:
         one_of("task.corpus", self.corpus, PROBLEM_SOURCES)
@@ -68,6 +73,7 @@ class DynasorTaskConfig:
         in_range("task.max_new_tokens", self.max_new_tokens, 1)
         in_range("task.batch_size", self.batch_size, 1)
         in_range("task.replay_seeds", self.replay_seeds, 1)
+        in_range("task.engine_max_num_seqs", self.engine_max_num_seqs, 1)
         if self.max_problems is not None:
             in_range("task.max_problems", self.max_problems, 1)
 

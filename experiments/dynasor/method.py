@@ -16,6 +16,22 @@ from celine.experiments.dynasor.programs import (
 )
 
 
+def _on_engine(ctx: RunContext) -> bool:
+    """engine=vllm (tasks without an engine setting, e.g. synthetic test tasks, run sim)."""
+    return bool(getattr(ctx.task, "on_engine", False))
+
+
+def _sim_only(ctx: RunContext, method: str) -> None:
+    """engine=vllm runs method=dynasor_cot and method=certaindex (SC, `engine_run.py`); the
+    other methods replay HF-sampled pools and would ignore the engine silently."""
+    from celine.api import ConfigError
+
+    if _on_engine(ctx):
+        raise ConfigError("engine", ctx.task.cfg.engine.name,
+                          f"sim for method={method} (engine=vllm runs method=dynasor_cot "
+                          "or method=certaindex)")  # fmt: skip
+
+
 def _show(ctx: RunContext, title: str, table: pd.DataFrame) -> None:
     """The headline table, printed in the run's log (and console) as well as saved."""
     with pd.option_context("display.width", 160, "display.max_columns", 20):
@@ -91,6 +107,11 @@ class Certaindex:
 
     def run(self, ctx: RunContext) -> Result:
         cfg, task, program, unit = self.cfg, ctx.task, self.program, self.unit
+        if _on_engine(ctx) and program is SelfConsistencyProgram:
+            from celine.experiments.dynasor.engine_run import run_sc_on_engine
+
+            return run_sc_on_engine(ctx, cfg)
+        _sim_only(ctx, cfg.name)
         uses_reward = cfg.reward_threshold is not None
         cal, test = self.pools(task, cfg.reward_model if uses_reward else None)
         seeds = task.seeds()
@@ -262,6 +283,7 @@ class FixedBudget:
         return task.test_pools()
 
     def run(self, ctx: RunContext) -> Result:
+        _sim_only(ctx, self.cfg.name)
         cfg, task, program, unit = self.cfg, ctx.task, self.program, self.unit
         test = self.test_pools(task)
         seeds = task.seeds()
@@ -310,6 +332,10 @@ class DynasorCot:
 
     def run(self, ctx: RunContext) -> Result:
         cfg = self.cfg
+        if _on_engine(ctx):
+            from celine.experiments.dynasor.engine_run import run_cot_on_engine
+
+            return run_cot_on_engine(ctx, cfg)
         cal = ctx.task.traces(cfg, split="calibration") if cfg.calibrate else None
         traces = ctx.task.traces(cfg)
         return _cot_compare(
@@ -329,44 +355,18 @@ def _by_problem(traces, values) -> np.ndarray:
     return frame.groupby("problem")["v"].mean().to_numpy(float)
 
 
-def _cot_compare(ctx, cfg, traces, step, budgets, title, cal_traces=None) -> Result:
-    """Dynasor-CoT at (probe_interval, n_consistent) (or the setting chosen on `cal_traces`),
-    its grid, full chains and token budgets on the same test traces: the headline table with
-    savings net of probe tokens and problem-level intervals, the curves and their plot."""
+def cot_claim(ctx, cfg, units, main, full, interval, n_consistent, notes) -> dict:
+    """The CoT headline's metrics: Dynasor-CoT (`main`) against full chains on the same
+    chains (`units`, one per chain, with `.problem`), savings gross and net of the probes
+    (with and without prefix reuse) with problem-level 95% bootstrap intervals, the accuracy
+    gap, and the refusal when the full chains are too weak to speak of equal accuracy."""
     from celine import stats
-    from celine.experiments.dynasor import cot
-
-    interval, n_consistent, chosen_on = cfg.probe_interval, cfg.n_consistent, "configured"
-    notes = {}
-    if cal_traces:
-        (interval, n_consistent), cal_grid, cal_full = cot.choose_setting(
-            cal_traces, cfg.grid_intervals, cfg.grid_consistent, step
-        )
-        chosen_on = f"calibration split ({len(cal_traces)} chains)"
-        ctx.log.info(
-            "chose T=%d, N=%d on %d calibration chains (full-chain accuracy %.3f there)",
-            interval,
-            n_consistent,
-            len(cal_traces),
-            cal_full.accuracy,
-        )
-        notes["calibration_grid"] = "; ".join(
-            f"{p.setting}: acc {p.accuracy:.3f}, net {cot.net_savings(p, cal_full, True):+.3f}"
-            for p in cal_grid
-        )
-    main = cot.cot_point(traces, interval, n_consistent, step)
-    full = cot.full_point(traces)
-    grid = [
-        cot.cot_point(traces, i, n, step) for i in cfg.grid_intervals for n in cfg.grid_consistent
-    ]
-    trunc = [cot.truncation_point(traces, b, step) for b in budgets]
-    forced = [cot.truncation_point(traces, b, step, forced=True) for b in budgets]
 
     def saving_ci(point, over):
         used = np.add(point.chain_tokens, over) if over is not None else point.chain_tokens
         return stats.bootstrap(
-            _by_problem(traces, used),
-            _by_problem(traces, full.chain_tokens),
+            _by_problem(units, used),
+            _by_problem(units, full.chain_tokens),
             statistic=lambda a, b: 1.0 - float(a.sum()) / max(float(b.sum()), 1e-12),
             seed=ctx.seed,
         )
@@ -375,36 +375,13 @@ def _cot_compare(ctx, cfg, traces, step, budgets, title, cal_traces=None) -> Res
     net_reuse = saving_ci(main, main.chain_reuse)
     net_noreuse = saving_ci(main, main.chain_noreuse)
     gap = stats.bootstrap(
-        _by_problem(traces, main.correct),
-        _by_problem(traces, full.correct),
+        _by_problem(units, main.correct),
+        _by_problem(units, full.correct),
         statistic=lambda a, b: float(np.mean(a - b)),
         seed=ctx.seed,
     )
-    _, full_low, _ = stats.bootstrap(_by_problem(traces, full.correct), statistic=np.mean)
+    _, full_low, _ = stats.bootstrap(_by_problem(units, full.correct), statistic=np.mean)
 
-    def row(p):
-        return {
-            **p.row(),
-            "savings_gross": 1.0 - p.tokens / full.tokens,
-            "savings_net_reuse": cot.net_savings(p, full, True),
-            "savings_net_noreuse": cot.net_savings(p, full, False),
-        }
-
-    headline = pd.DataFrame([row(main), row(full)])
-    _show(ctx, f"{title}; T, N {chosen_on}", headline)
-    frames = {
-        "dynasor_cot (grid)": pd.DataFrame([row(p) for p in grid]),
-        "truncation": pd.DataFrame([row(p) for p in trunc]),
-        "budget forcing": pd.DataFrame([row(p) for p in forced]),
-    }
-    fig = plots.tokens_accuracy(
-        frames,
-        {
-            f"T={interval}, N={n_consistent}": (main.tokens, main.accuracy),
-            "full chain": (full.tokens, full.accuracy),
-        },
-        title=title,
-    )
     metrics = {
         "test/accuracy": main.accuracy,
         "test/accuracy_se": main.accuracy_se,
@@ -449,12 +426,80 @@ def _cot_compare(ctx, cfg, traces, step, budgets, title, cal_traces=None) -> Res
             "[%.3f, %.3f], net without %.3f [%.3f, %.3f]",
             interval,
             n_consistent,
-            len(traces),
+            len(units),
             *gap,
             *gross,
             *net_reuse,
             *net_noreuse,
         )
+    return metrics
+
+
+def choose_cot_setting(ctx, cfg, cal_traces, step, notes) -> tuple[int, int, str]:
+    """(T, N, where they come from): chosen on calibration traces when given (the grid's
+    largest lossless net saving, `cot.choose_setting`), else the configured values."""
+    from celine.experiments.dynasor import cot
+
+    interval, n_consistent, chosen_on = cfg.probe_interval, cfg.n_consistent, "configured"
+    if cal_traces:
+        (interval, n_consistent), cal_grid, cal_full = cot.choose_setting(
+            cal_traces, cfg.grid_intervals, cfg.grid_consistent, step
+        )
+        chosen_on = f"calibration split ({len(cal_traces)} chains)"
+        ctx.log.info(
+            "chose T=%d, N=%d on %d calibration chains (full-chain accuracy %.3f there)",
+            interval,
+            n_consistent,
+            len(cal_traces),
+            cal_full.accuracy,
+        )
+        notes["calibration_grid"] = "; ".join(
+            f"{p.setting}: acc {p.accuracy:.3f}, net {cot.net_savings(p, cal_full, True):+.3f}"
+            for p in cal_grid
+        )
+    return interval, n_consistent, chosen_on
+
+
+def _cot_compare(ctx, cfg, traces, step, budgets, title, cal_traces=None) -> Result:
+    """Dynasor-CoT at (probe_interval, n_consistent) (or the setting chosen on `cal_traces`),
+    its grid, full chains and token budgets on the same test traces: the headline table with
+    savings net of probe tokens and problem-level intervals, the curves and their plot."""
+    from celine.experiments.dynasor import cot
+
+    notes = {}
+    interval, n_consistent, chosen_on = choose_cot_setting(ctx, cfg, cal_traces, step, notes)
+    main = cot.cot_point(traces, interval, n_consistent, step)
+    full = cot.full_point(traces)
+    grid = [
+        cot.cot_point(traces, i, n, step) for i in cfg.grid_intervals for n in cfg.grid_consistent
+    ]
+    trunc = [cot.truncation_point(traces, b, step) for b in budgets]
+    forced = [cot.truncation_point(traces, b, step, forced=True) for b in budgets]
+
+    def row(p):
+        return {
+            **p.row(),
+            "savings_gross": 1.0 - p.tokens / full.tokens,
+            "savings_net_reuse": cot.net_savings(p, full, True),
+            "savings_net_noreuse": cot.net_savings(p, full, False),
+        }
+
+    headline = pd.DataFrame([row(main), row(full)])
+    _show(ctx, f"{title}; T, N {chosen_on}", headline)
+    frames = {
+        "dynasor_cot (grid)": pd.DataFrame([row(p) for p in grid]),
+        "truncation": pd.DataFrame([row(p) for p in trunc]),
+        "budget forcing": pd.DataFrame([row(p) for p in forced]),
+    }
+    fig = plots.tokens_accuracy(
+        frames,
+        {
+            f"T={interval}, N={n_consistent}": (main.tokens, main.accuracy),
+            "full chain": (full.tokens, full.accuracy),
+        },
+        title=title,
+    )
+    metrics = cot_claim(ctx, cfg, traces, main, full, interval, n_consistent, notes)
     lossless = [p for p in grid if p.accuracy >= full.accuracy - full.accuracy_se]
     best = min(lossless, key=lambda p: p.tokens + p.overhead_reuse) if lossless else None
     if best is not None:
@@ -481,6 +526,7 @@ class DynasorCotSynthetic:
         self.cfg = cfg
 
     def run(self, ctx: RunContext) -> Result:
+        _sim_only(ctx, self.cfg.name)
         from celine.experiments.dynasor.synthetic import synthetic_traces
 
         cfg = self.cfg
@@ -512,6 +558,7 @@ class Truncation:
         self.cfg = cfg
 
     def run(self, ctx: RunContext) -> Result:
+        _sim_only(ctx, self.cfg.name)
         from celine.experiments.dynasor import cot
 
         cfg = self.cfg
@@ -540,6 +587,7 @@ class DynasorOnline:
         self.cfg = cfg
 
     def run(self, ctx: RunContext) -> Result:
+        _sim_only(ctx, self.cfg.name)
         from celine.experiments.dynasor.online_run import run_online
 
         return run_online(self.cfg, ctx)

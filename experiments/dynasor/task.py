@@ -3,6 +3,8 @@ that every method replays (so Dynasor and its baselines see the same chains)."""
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import contextmanager
 from pathlib import Path
 
 from celine.api import RunError
@@ -58,6 +60,72 @@ class DynasorTask:
             )
         self._problems = (cal, test)
         return self._problems
+
+    @property
+    def on_engine(self) -> bool:
+        return self.cfg.engine.name != "sim"
+
+    @contextmanager
+    def engine_session(self, max_model_len: int):
+        """Yield a completion backend on a real vLLM (`celine.serving.completions`): the
+        server at `task.engine.base_url` if given, else an in-process engine Celine starts on
+        the served model's checkpoint (its EngineCore in a child process), always shut down,
+        also on an exception or Ctrl-C; its log is attached to the run either way. The run is
+        tagged with the engine and its version."""
+        from celine.serving.completions import EngineCompletions, HTTPCompletions
+        from celine.serving.vllm_engine import VLLMEngine, vllm_version
+        from celine.serving.vllm_server import VLLMServer
+
+        ecfg, ctx = self.cfg.engine, self.ctx
+        tracker = getattr(ctx.tracker, "inner", ctx.tracker)
+        if ecfg.base_url is not None or ecfg.server:
+            with contextlib.ExitStack() as stack:
+                url = ecfg.base_url
+                if url is None:
+                    server = VLLMServer(
+                        self.lm().path, work_dir=Path(ctx.run_dir) / "engine",
+                        max_model_len=ecfg.max_model_len or max_model_len,
+                        max_num_seqs=self.cfg.engine_max_num_seqs,
+                        kv_cache_gib=int(ecfg.kv_cache_gib),
+                        omp_threads=ecfg.omp_threads or ctx.hardware.threads, dtype=ecfg.dtype,
+                        prefix_caching=ecfg.prefix_caching is not False, block_size=32,
+                        startup_timeout_s=ecfg.startup_timeout_s,
+                    )  # fmt: skip
+                    stack.callback(self._attach, server.log_path)
+                    url = stack.enter_context(server).base_url
+                backend = stack.enter_context(contextlib.closing(HTTPCompletions(url)))
+                if hasattr(tracker, "set_tags"):
+                    tracker.set_tags({"celine.engine": "vllm-server",
+                                      "celine.engine_version": backend.version(),
+                                      "celine.engine_url": url})  # fmt: skip
+                yield backend
+            return
+        if hasattr(tracker, "set_tags"):
+            tracker.set_tags({"celine.engine": ecfg.name, "celine.engine_version": vllm_version()})
+        eng = VLLMEngine(
+            self.lm().path, work_dir=Path(ctx.run_dir) / "engine",
+            max_num_seqs=self.cfg.engine_max_num_seqs,
+            max_num_batched_tokens=max(2048, max_model_len),
+            max_model_len=ecfg.max_model_len or max_model_len,
+            kv_cache_gib=int(ecfg.kv_cache_gib),
+            omp_threads=ecfg.omp_threads or ctx.hardware.threads, dtype=ecfg.dtype,
+            seed=ctx.seed,
+            # Dynasor-CoT's chunks and probes continue one prefix: the reference enables it
+            prefix_caching=True if ecfg.prefix_caching is None else bool(ecfg.prefix_caching),
+            # the cache reuses whole KV blocks: vLLM's CPU default (128 tokens) is longer than
+            # these ~60-token prompts and short chunks, so it would hit nothing; 32 is the
+            # smallest size the CPU attention runs at full speed
+            block_size=32,
+        )  # fmt: skip
+        try:
+            with eng:
+                yield EngineCompletions(eng)
+        finally:
+            self._attach(eng.log_path)
+
+    def _attach(self, path: Path) -> None:
+        if path.is_file():
+            self.ctx.log_artifact(path, "engine")
 
     def lm(self):
         if self._lm is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from celine.api import ConfigError
 from celine.experiments.llm_sched import data
 
 
@@ -37,6 +38,10 @@ class LLMSchedTask:
         from celine.serving.vllm_engine import VLLMEngine, vllm_version
 
         cfg, ecfg = self.cfg, self.cfg.engine
+        if ecfg.base_url is not None:  # the replay times requests by the engine's step log
+            raise ConfigError("engine.base_url", ecfg.base_url,
+                              "null for llm_sched (its trace replay needs the engine Celine "
+                              "starts)")  # fmt: skip
         tracker = getattr(self.ctx.tracker, "inner", self.ctx.tracker)
         if hasattr(tracker, "set_tags"):
             tracker.set_tags({"celine.engine": ecfg.name, "celine.engine_version": vllm_version()})
@@ -46,6 +51,7 @@ class LLMSchedTask:
             max_model_len=ecfg.max_model_len or cfg.max_prompt_tokens + cfg.max_new_tokens,
             kv_cache_gib=int(ecfg.kv_cache_gib), omp_threads=ecfg.omp_threads
             or self.ctx.hardware.threads, dtype=ecfg.dtype, seed=cfg.sim_seed,
+            prefix_caching=bool(ecfg.prefix_caching),
         )  # fmt: skip
         try:
             with eng:

@@ -1,10 +1,11 @@
 """The real vLLM engine under Celine's scheduling hooks (celine.serving.vllm_engine and
 vllm_scheduler), on a random-init smoke-size Llama saved as a checkpoint folder.
 
-vLLM is started ONCE per pytest session (a session fixture; only this module uses it) (~1-3 min on a loaded 2-core machine: three imports of
-vllm) with a one-sequence budget (max_num_seqs=1), so the order in which requests finish is
-decided by the scheduler alone; each test generates a few hundred tokens (well under a second
-of engine time). The last test leaves the engine shut down.
+vLLM is started ONCE per pytest session (`vllm_smoke_engine` in tests/conftest.py, shared with
+the dynasor engine tests; ~1-3 min on a loaded 2-core machine) with a one-sequence budget
+(max_num_seqs=1), so the order in which requests finish is decided by the scheduler alone; each
+test generates a few hundred tokens (well under a second of engine time). The last test shuts
+the engine down (a later user restarts it).
 """
 
 from __future__ import annotations
@@ -24,20 +25,9 @@ pytestmark = pytest.mark.skipif(
 LONG, SHORT = 160, 4  # output tokens
 
 
-@pytest.fixture(scope="session")
-def engine(tmp_path_factory):
-    from celine.llm.tiny_llama import tiny_test_model
-    from celine.serving.vllm_engine import VLLMEngine
-
-    model, tok = tiny_test_model(hidden=128)  # head_dim 32: a size vLLM's CPU attention has
-    path = tmp_path_factory.mktemp("tiny_vllm")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    eng = VLLMEngine(path, work_dir=tmp_path_factory.mktemp("engine"), max_num_seqs=1,
-                     max_num_batched_tokens=256, max_model_len=256, omp_threads=1)  # fmt: skip
-    eng.start()
-    yield eng
-    eng.shutdown()
+@pytest.fixture
+def engine(vllm_engine):
+    return vllm_engine
 
 
 def prompts(*rids):

@@ -161,6 +161,12 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
         ("method=certaindex_tree method.cap=9", "method.cap"),  # more than pool_trees (5)
         ("method=fixed_budget_tree method.program=mcts", "method.program"),
         ("method=dynasor_cot model.slip_prob=2", "model.slip_prob"),
+        ("engine=vllm task.engine.base_url=ftp://127.0.0.1:1", "task.engine.base_url"),
+        (
+            "engine=vllm task.engine.base_url=http://127.0.0.1:1 task.engine.server=true",
+            "task.engine.server",
+        ),  # fmt: skip
+        ("task.engine.base_url=http://127.0.0.1:1", "task.engine.base_url"),  # engine=sim
     ],
 )
 def test_bad_input_is_refused_early_naming_the_key(override, key):
@@ -170,6 +176,22 @@ def test_bad_input_is_refused_early_naming_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         plan(compose(["task=dynasor", *override.split()]))
     assert err.value.key == key
+
+
+@pytest.mark.parametrize("method", ["fixed_budget", "dynasor_online", "certaindex_tree"])
+def test_engine_vllm_is_refused_by_the_methods_that_replay_pools(outputs, tmp_path, checkpoint,
+                                                                 method):  # fmt: skip
+    """Only dynasor_cot and certaindex (SC) run on the engine; the others would silently replay
+    HF-sampled pools, so they refuse before any model or engine work."""
+    from celine.api import ConfigError
+
+    # an unreachable server: the refusal must come before anything talks to it
+    over = [*TINY, f"model.path={checkpoint}", f"method={method}", "engine=vllm",
+            "task.engine.base_url=http://127.0.0.1:1"]  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        run_in_process(over, tmp_path / method)
+    assert err.value.key == "engine" and "dynasor_cot" in str(err.value)
+    assert not list((outputs / "cache").glob("dynasor/pool-*.json"))
 
 
 def test_dynasor_cot_effort_presets_and_grid_checks():
