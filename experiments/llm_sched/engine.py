@@ -71,14 +71,12 @@ def replay(engine, name, mcfg, keys, requests, prompts, label=""):
 
 
 # -- calibration -----------------------------------------------------------------------------
-IDLE_GAP_S = 0.002  # a wait between two engine steps longer than this (and 10x the usual) is idle
 
 
 def fit_engine_latency(iterations) -> LatencyModel:
     """The simulator's latency model fitted to the engine's calibration steps (the capacity
-    burst and the ramp after it, see `calibrate`; one frame or a list): a step's time is the
-    engine's cadence, from its schedule() to the next
-    step's, so the loop's own overhead (sending outputs, reading requests; on a shared machine
+    burst and the ramps after it, see `calibrate`; one frame or a list): a step's time is the
+    engine's cadence, from its schedule() to the next step's, so the loop's own overhead (sending outputs, reading requests; on a shared machine
     also the time other jobs hold the cores) is part of the cost the simulator charges.
     Unweighted non-negative least squares: on a shared machine the step times are right-skewed
     (stalls), and only a fit of the mean keeps the engine's throughput; the relative-error fit
@@ -91,12 +89,9 @@ def fit_engine_latency(iterations) -> LatencyModel:
     for frame in frames:  # a cadence never spans two replays
         it = frame.sort_values("time")
         cadence = (it["time"].shift(-1) - it["time"]).to_numpy()
-        # Between arrivals the replay sleeps with nothing in the engine: a gap after a step
-        # far beyond the loop's usual one is idle time, not a cost of that step.
-        gap = cadence - it["duration"].to_numpy()
-        usual = float(np.nanmedian(gap)) if np.isfinite(gap).any() else 0.0
-        idle = gap > max(IDLE_GAP_S, 10 * usual)
-        cadence = np.where(idle, it["duration"].to_numpy() + usual, cadence)
+        # Idle waits between arrivals follow the empty step the engine logs when its last
+        # request finishes (batch 0), which the fit leaves out; a long gap after a step that
+        # ran requests is a stall the replays pay too, so it stays.
         keep = (it["batch_size"].to_numpy() > 0) & np.isfinite(cadence)
         X.append(
             np.column_stack([np.ones(keep.sum())] + [it[f].to_numpy(float)[keep] for f in feats])

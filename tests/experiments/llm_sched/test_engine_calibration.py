@@ -12,7 +12,8 @@ LOOP = 0.0004  # the engine loop's own time between a step's end and the next sc
 
 def _steps(batches, rng, idle_after=()):
     """A step log as the vLLM scheduler subclass writes it: each step's cost follows TRUE, the
-    cadence is its duration plus the loop's overhead, plus idle time where nothing was queued."""
+    cadence is its duration plus the loop's overhead; where nothing is queued the engine logs an
+    empty step (batch 0) and the replay sleeps until the next arrival."""
     rows, t = [], 0.0
     for k, b in enumerate(batches):
         prefill = int(rng.integers(0, 2)) * int(rng.integers(20, 120))
@@ -21,7 +22,11 @@ def _steps(batches, rng, idle_after=()):
                 + TRUE["c_kv"] * kv)  # fmt: skip
         rows.append(dict(time=t, duration=cost - LOOP, batch_size=b, prefill_tokens=prefill,
                          decode_seqs=b, kv_tokens=kv))  # fmt: skip
-        t += cost + (0.05 if k in idle_after else 0.0)
+        t += cost
+        if k in idle_after:
+            rows.append(dict(time=t, duration=0.0001, batch_size=0, prefill_tokens=0,
+                             decode_seqs=0, kv_tokens=0))  # fmt: skip
+            t += 0.05
     return pd.DataFrame(rows)
 
 
