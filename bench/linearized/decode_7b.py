@@ -128,9 +128,13 @@ def softmax_step_ms(model, context: int) -> float:
 
 
 def prefill_table(contexts, heads=32, head_dim=128) -> list[dict]:
+    """One layer's prefill attention: SDPA causal (flash) against the augmented linear attention
+    as the fused Triton kernel (`kernels/linear_prefill.py`) and as the eager chunked form, on
+    the same inputs; the kernel's output is checked against the eager form at every length."""
     from triton.testing import do_bench
 
     from celine.experiments.linearized.attention import VARIANTS, chunked_attention, normalize
+    from celine.kernels.linear_prefill import aug_linear_prefill
 
     rows = []
     for n in contexts:
@@ -138,14 +142,23 @@ def prefill_table(contexts, heads=32, head_dim=128) -> list[dict]:
                    for _ in range(3))  # fmt: skip
         conv = torch.randn(heads, 63, dtype=torch.bfloat16, device="cuda") * 0.1
         alpha = torch.tensor(0.5, dtype=torch.bfloat16, device="cuda")
+        eager = lambda: chunked_attention(normalize(q), normalize(k), v, 64, alpha, conv,  # noqa: E731
+                                          VARIANTS["augmented"])  # fmt: skip
+        fused = lambda: aug_linear_prefill(q, k, v, 64, alpha, conv)  # noqa: E731
+        ref = chunked_attention(normalize(q.double()), normalize(k.double()), v.double(), 64,
+                                alpha.double(), conv.double(), VARIANTS["augmented"])  # fmt: skip
+        err = float((fused().double() - ref).abs().max() / ref.abs().max())
         sdpa = do_bench(lambda: torch.nn.functional.scaled_dot_product_attention(
             q, k, v, is_causal=True), return_mode="median")  # fmt: skip
-        lin = do_bench(lambda: chunked_attention(normalize(q), normalize(k), v, 64, alpha, conv,
-                                                 VARIANTS["augmented"]), return_mode="median")  # fmt: skip
-        rows.append(dict(context=n, sdpa_causal_ms=sdpa, chunked_torch_ms=lin,
-                         chunked_over_sdpa=lin / sdpa))  # fmt: skip
-        print(f"prefill attention {n:6d}: SDPA {sdpa:.3f} ms, chunked (torch) {lin:.3f} ms",
-              flush=True)  # fmt: skip
+        lin = do_bench(eager, return_mode="median")
+        tri = do_bench(fused, return_mode="median")
+        rows.append(dict(context=n, sdpa_causal_ms=sdpa, triton_ms=tri, chunked_torch_ms=lin,
+                         triton_over_sdpa=tri / sdpa, chunked_over_sdpa=lin / sdpa,
+                         triton_rel_err_vs_fp64=err))  # fmt: skip
+        print(f"prefill attention {n:6d}: SDPA {sdpa:.3f} ms, Triton {tri:.3f} ms, "
+              f"chunked (torch) {lin:.3f} ms, Triton rel. err {err:.1e}", flush=True)  # fmt: skip
+        del ref
+        torch.cuda.empty_cache()
     return rows
 
 
@@ -154,7 +167,7 @@ def main() -> None:
     ap.add_argument("--size", default="7b")
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--contexts", default="1024,2048,4096,8192,16384,32768")
-    ap.add_argument("--prefill", default="1024,4096,16384,32768")
+    ap.add_argument("--prefill", default="1024,2048,4096,8192,16384,32768")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/linearized_7b"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

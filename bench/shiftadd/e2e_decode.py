@@ -32,9 +32,11 @@ from triton.testing import do_bench_cudagraph
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common.llama7b import (  # noqa: E402
+    FUSED_LINEARS,
     StaticDecoder,
     build_model,
     device_name,
+    fuse_projections,
     llama_config,
     weight_bytes,
 )
@@ -73,12 +75,12 @@ def random_packed(n: int, k: int, q: int, device, seed: int):
 
 
 @torch.no_grad()
-def to_shiftadd(model, bits: int, seed: int = 0) -> None:
-    """Replace every decoder linear by a ShiftAddLinear (CUDA kernel) in place; frees the dense
-    (or previous packed) weights as it goes."""
+def to_shiftadd(model, bits: int, paths=LINEARS, seed: int = 0) -> None:
+    """Replace every decoder linear (`paths` in each layer) by a ShiftAddLinear (CUDA kernel) in
+    place; frees the dense (or previous packed) weights as it goes."""
     dev = next(model.parameters()).device
     for i, layer in enumerate(model.model.layers):
-        for j, path in enumerate(LINEARS):
+        for j, path in enumerate(paths):
             parent_name, attr = path.split(".")
             parent = getattr(layer, parent_name)
             old = getattr(parent, attr)
@@ -150,12 +152,12 @@ def gemv_table(read_bw: float, bits_list) -> list[dict]:
 
 
 @torch.no_grad()
-def linears_ms(model, batch: int = 1) -> float:
+def linears_ms(model, paths=LINEARS, batch: int = 1) -> float:
     """ms for the 224 decoder linears alone, called in model order on random batch-`batch`
     inputs, all in one CUDA graph: the part of a decoding step the packed format can shrink
     (the rest of the step, norms, RoPE, attention, SiLU, LM head, is the step minus this)."""
     mods = [
-        layer.get_submodule(path) for layer in model.model.layers for path in LINEARS
+        layer.get_submodule(path) for layer in model.model.layers for path in paths
     ]  # fmt: skip
     dev = next(model.parameters()).device
     xs = {
@@ -168,11 +170,11 @@ def linears_ms(model, batch: int = 1) -> float:
     return do_bench_cudagraph(lambda: [m(xs[m.in_features]) for m in mods])
 
 
-def try_linears_ms(model) -> float:
+def try_linears_ms(model, paths=LINEARS) -> float:
     """`linears_ms`, or NaN with the error printed: the split is a diagnosis, never a reason to
     lose the decoding table."""
     try:
-        return linears_ms(model)
+        return linears_ms(model, paths)
     except Exception as err:
         print(f"  linears-only timing FAILED: {type(err).__name__}: {str(err)[:300]}")
         return float("nan")
@@ -216,6 +218,9 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-gemv", action="store_true")
+    ap.add_argument("--fused", action="store_true",
+                    help="after the bf16 runs, fuse q/k/v and gate/up (bench/common/llama7b."
+                    "fuse_projections) and run bf16 again and every quantized model fused")  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/shiftadd_e2e"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -236,20 +241,30 @@ def main() -> None:
                        cfg.vocab_size)  # fmt: skip
     lin = {"bf16": try_linears_ms(model)}
     print(f"bf16     decoder linears alone (b=1, one graph): {lin['bf16']:.3f} ms", flush=True)
-    for q in (int(b) for b in args.bits.split(",")):
-        to_shiftadd(model, q)
-        rows += run_decodes(model, f"{q}-bit", batches, modes, args.prompt, args.new,
+    paths, tag = LINEARS, ""
+    if args.fused:
+        fuse_projections(model)
+        paths, tag = FUSED_LINEARS, " fused"
+        rows += run_decodes(model, "bf16 fused", batches, modes, args.prompt, args.new,
                             args.repeats, cfg.vocab_size)  # fmt: skip
-        lin[f"{q}-bit"] = try_linears_ms(model)
-        print(f"{q}-bit    decoder linears alone (b=1, one graph): {lin[f'{q}-bit']:.3f} ms",
+        lin["bf16 fused"] = try_linears_ms(model, paths)
+        print(f"bf16 fused decoder linears alone: {lin['bf16 fused']:.3f} ms", flush=True)
+    for q in (int(b) for b in args.bits.split(",")):
+        to_shiftadd(model, q, paths)
+        rows += run_decodes(model, f"{q}-bit{tag}", batches, modes, args.prompt, args.new,
+                            args.repeats, cfg.vocab_size)  # fmt: skip
+        lin[f"{q}-bit{tag}"] = try_linears_ms(model, paths)
+        print(f"{q}-bit{tag} decoder linears alone (b=1, one graph): {lin[f'{q}-bit{tag}']:.3f} ms",
               flush=True)  # fmt: skip
     t = pd.DataFrame(rows)
     t.insert(0, "gpu", gpu)
-    base = t[t.model == "bf16"].set_index(["batch", "mode"])["tokens_per_s"]
+    # like with like: a fused quantized model against the fused bf16 model
+    t["fused"] = t.model.str.endswith(" fused")
+    base = t[t.model.str.startswith("bf16")].set_index(["fused", "batch", "mode"])["tokens_per_s"]
     t["speedup_vs_bf16_same_mode"] = [
-        r.tokens_per_s / base.get((r.batch, r.mode), float("nan")) for r in t.itertuples()
+        r.tokens_per_s / base.get((r.fused, r.batch, r.mode), float("nan")) for r in t.itertuples()
     ]
-    best_base = t[(t.model == "bf16") & (t.batch == 1)]["tokens_per_s"].max()
+    best_base = t[t.model.str.startswith("bf16") & (t.batch == 1)]["tokens_per_s"].max()
     t["speedup_vs_best_bf16_b1"] = t["tokens_per_s"] / best_base
     t["bound_tokens_per_s"] = t["batch"] * read_bw * 1e9 / (t["weight_GB"] * 1e9)
     t.to_csv(args.out / "e2e_decode.csv", index=False)

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from common.llama7b import StaticDecoder, build_model, llama_config, weight_bytes  # noqa: E402
+from common.llama7b import (  # noqa: E402
+    StaticDecoder,
+    build_model,
+    fuse_projections,
+    llama_config,
+    weight_bytes,
+)
 
 
 def _tiny(device="cpu", dtype=torch.float32):
@@ -52,6 +58,34 @@ def test_static_decoder_equals_generate_greedy():
     with pytest.raises(ValueError, match="mode='fast'"):
         StaticDecoder(model, 1, 8, mode="fast")
     assert weight_bytes(model) < sum(p.numel() * 4 for p in model.parameters())
+
+
+def test_fused_projections_compute_the_same_model():
+    """q/k/v and gate/up fused into one product each: the same logits (GQA shapes: k/v narrower
+    than q) and the same greedy decoding through the static cache; 4 linears per layer remain."""
+    torch.manual_seed(1)
+    cfg = llama_config("7b", layers=2, hidden_size=64, intermediate_size=96,
+                       num_attention_heads=4, num_key_value_heads=2, vocab_size=97)  # fmt: skip
+    model = build_model(cfg, device="cpu", dtype=torch.float64, seed=5)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(25)
+    prompt = torch.randint(0, cfg.vocab_size, (2, 9))
+    with torch.no_grad():
+        before = model(prompt).logits
+    ref = StaticDecoder(model, batch=2, max_len=24, mode="eager").decode(prompt, 10, repeats=1)
+    n_before = sum(isinstance(m, torch.nn.Linear) for m in model.model.layers.modules())
+    fuse_projections(model)
+    with torch.no_grad():
+        after = model(prompt).logits
+    assert torch.allclose(after, before, atol=1e-10), float((after - before).abs().max())
+    got = StaticDecoder(model, batch=2, max_len=24, mode="eager").decode(prompt, 10, repeats=1)
+    assert torch.equal(got["tokens"], ref["tokens"])
+    assert (
+        sum(isinstance(m, torch.nn.Linear) for m in model.model.layers.modules())
+        == n_before * 4 // 7
+    )
 
 
 @pytest.mark.gpu
