@@ -3,10 +3,12 @@ augmented linear attention (one Triton kernel per layer, `kernels/linear_decode.
 state) vs softmax attention with a static KV cache (transformers StaticCache + SDPA, which picks
 flash/cuDNN decode kernels since the step attends to every cache slot, no mask), same random bf16
 weights, same process, each step one CUDA-graph replay. Plus the prefill attention alone (one
-layer's heads): SDPA causal (flash) vs the room's chunked form in plain PyTorch.
+layer's heads): SDPA causal (flash) vs the Triton prefill kernel (`kernels/linear_prefill.py`)
+and the room's chunked form in plain PyTorch.
 
     python bench/linearized/decode_7b.py --out $OUT
     python bench/linearized/decode_7b.py --layers 2 --contexts 1024,2048 --prefill ""   # smoke
+    python bench/linearized/decode_7b.py --contexts "" --out $OUT       # the prefill table alone
 
 Latency only: the cache/state contents are random (speed does not depend on them; the state's
 size does not depend on the context at all, the KV cache's grows with it). The linear model's
@@ -172,7 +174,13 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     gpu = device_name()
-    contexts = [int(c) for c in args.contexts.split(",")]
+    contexts = [int(c) for c in args.contexts.split(",") if c]
+    if not contexts:  # the prefill table alone
+        p = pd.DataFrame(prefill_table([int(c) for c in args.prefill.split(",")]))
+        p.insert(0, "gpu", gpu)
+        p.to_csv(args.out / "prefill_attention_7b.csv", index=False)
+        print(p.round(3).to_string(index=False))
+        return
     cfg = llama_config(args.size, layers=args.layers, max_positions=max(contexts) + 1)
     model = build_model(cfg)
     rows = []
