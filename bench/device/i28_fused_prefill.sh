@@ -2,8 +2,8 @@
 # Issue #28, second round on the lent H200 (run from build/i28c, filled by bench/device/sync_carry.sh,
 # carrying .whl from ../shared/tools/gpu-wheels). PART selects what runs, so that one 600 s call
 # holds what fits:
-#   PART=tests: the gpu tests of the new prefill kernel and the fused-projection helper, then the
-#       gpu-marked tests of tests/llm, lookahead and fmt, not re-run since the previous round;
+#   PART=newtests: the gpu tests of the new prefill kernel and the fused-projection helper;
+#   PART=oldtests: the gpu-marked tests of tests/llm, lookahead and fmt, not re-run last round;
 #   PART=prefill: one layer's prefill attention, SDPA flash vs the Triton kernel vs eager, 1k..32k;
 #   PART=shapes: the LUT-4 GEMV (v7) on the 7B layer shapes, unfused and fused (qkv, gate_up);
 #   PART=e2e: 7B-shaped decoding, bf16 vs bf16 with q/k/v and gate/up fused vs 3-bit fused.
@@ -15,12 +15,13 @@ snap() { tar czf $OUT/result.tgz -C $R . ; }
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader | tee $R/card.txt
 python3 -c "import torch, transformers, triton; print('torch', torch.__version__, 'transformers',
   transformers.__version__, 'triton', triton.__version__)" | tee -a $R/card.txt
-for part in ${PART:-tests prefill shapes}; do
+for part in ${PART:-newtests prefill e2e}; do
   echo "== $part t=$SECONDS s"
   case $part in
-  tests)
+  newtests)
     timeout 200 python3 -m pytest -q -p no:cacheprovider -m "gpu or triton" \
-      tests/kernels/test_linear_prefill.py tests/bench/test_llama7b_helper.py 2>&1 | tee $R/kt_new.log | tail -3
+      tests/kernels/test_linear_prefill.py tests/bench/test_llama7b_helper.py 2>&1 | tee $R/kt_new.log | tail -3 ;;
+  oldtests)
     timeout ${T_REST:-200} python3 -m pytest -q -p no:cacheprovider -m gpu tests/llm \
       tests/experiments/lookahead tests/experiments/fmt 2>&1 | tee $R/kt_rest.log | tail -4 ;;
   prefill)
