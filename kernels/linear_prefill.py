@@ -117,7 +117,8 @@ def check_prefill_shapes(q, k, v, chunk: int, conv_weight, half: int) -> None:
 
 
 def aug_linear_prefill(q, k, v, chunk: int, alpha, conv_weight=None, *, global_: bool = True,
-                       return_state: bool = False, block_v: int | None = None, eps: float = 1e-6):  # fmt: skip
+                       return_state: bool = False, block_v: int | None = None, eps: float = 1e-6,
+                       **launch):  # fmt: skip
     """Local + alpha * global (+ the masked conv when `conv_weight` is given) over raw q, k, v
     [B, H, T, D]. Returns the output [B, H, T, DV], and with `return_state` also S [B, H, D, DV]
     (fp32) over the completed chunks. fp32 inputs are computed without TF32 (the test path)."""
@@ -136,6 +137,6 @@ def aug_linear_prefill(q, k, v, chunk: int, alpha, conv_weight=None, *, global_:
         q, k, v, out, w, alpha, s, t, h, w.shape[-1], dv,
         D=d, C=chunk, BLOCK_V=bv, HALF=half, GLOBAL=global_, CONV=half > 0,
         STORE_S=return_state, IEEE=q.dtype == torch.float32, EPS=eps,
-        num_warps=4 if d <= 64 else 8,
+        **({"num_warps": 4 if d <= 64 else 8} | launch),
     )  # fmt: skip
     return (out, s) if return_state else out

@@ -10,7 +10,10 @@ import torch
 from celine.experiments.linearized.attention import VARIANTS, chunked_attention, normalize
 
 
-def _inputs(b, h, t, d, half, seed, device="cpu", dtype=torch.float32):
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the interpreter runs on CPU tensors
+
+
+def _inputs(b, h, t, d, half, seed, device=DEVICE, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(b, h, t, d, generator=g) for _ in range(3))
     conv = torch.randn(h, 2 * half + 1, generator=g) * 0.3 if half else None
@@ -21,7 +24,7 @@ def _inputs(b, h, t, d, half, seed, device="cpu", dtype=torch.float32):
 
 
 def _reference(q, k, v, chunk, alpha, conv, variant):
-    q, k, v = q.double(), k.double(), v.double()
+    q, k, v = q.double(), k.double(), v.double()  # on the inputs' device
     return chunked_attention(normalize(q), normalize(k), v, chunk, alpha.double(),
                              None if conv is None else conv.double(), VARIANTS[variant])  # fmt: skip
 
