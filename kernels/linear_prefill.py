@@ -127,8 +127,10 @@ def aug_linear_prefill(q, k, v, chunk: int, alpha, conv_weight=None, *, global_:
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     b, h, t, d = q.shape
     dv = v.shape[-1]
-    # small value blocks give more programs: at batch 1 a 7B layer has only 32 heads for 132 SMs
-    bv = block_v or min(triton.next_power_of_2(dv), 32 if b * h < 128 else 64)
+    # 64-column value blocks: 32-column ones would give a 7B layer at batch 1 twice the programs
+    # (128 for 132 SMs), but Triton 3.6 miscompiles them on the H200 at head_dim 128 (illegal
+    # shared-memory reads under compute-sanitizer, wrong outputs with 4 warps)
+    bv = block_v or min(triton.next_power_of_2(dv), 64)
     out = torch.empty_like(v)
     s = torch.empty(b, h, d, dv, dtype=torch.float32, device=q.device) if return_state else out
     alpha = torch.as_tensor(alpha, device=q.device).reshape(())

@@ -83,12 +83,14 @@ def test_prefill_kernel_refuses_odd_shapes(change, match):
 
 
 @pytest.mark.gpu
-def test_prefill_kernel_bf16_7b_head_on_gpu():
-    """bf16 at a 7B head (128) and the room's chunk/conv (64, 63 taps), on fresh random inputs,
-    against the fp64 chunked form: bf16 rounding only."""
+@pytest.mark.parametrize("d,seed", [(128, 7), (64, 8)])
+def test_prefill_kernel_bf16_7b_head_on_gpu(d, seed):
+    """bf16 at a 7B head (128) and a smaller one, the room's chunk/conv (64, 63 taps), on fresh
+    random inputs, against the fp64 chunked form: bf16 rounding only (a miscompiled 32-column
+    block was 0.7 off here)."""
     from celine.kernels.linear_prefill import aug_linear_prefill
 
-    q, k, v, alpha, conv = _inputs(1, 4, 1000, 128, 31, seed=7, device="cuda",
+    q, k, v, alpha, conv = _inputs(1, 4, 1000, d, 31, seed=seed, device="cuda",
                                    dtype=torch.bfloat16)  # fmt: skip
     out = aug_linear_prefill(q, k, v, 64, alpha, conv).double()
     ref = _reference(q, k, v, 64, alpha, conv, "augmented")
