@@ -95,6 +95,12 @@ def _aug_linear_prefill(
         tl.store(s_ptr + s_off, S, mask=col_ok[None, :])
 
 
+def prefill_supported(head_dim: int, chunk: int, half: int) -> bool:
+    """Whether the kernel takes these sizes (callers with a fallback ask before calling)."""
+    pow2 = lambda n: n >= 16 and n & (n - 1) == 0  # noqa: E731
+    return pow2(head_dim) and pow2(chunk) and 0 <= half < chunk
+
+
 def check_prefill_shapes(q, k, v, chunk: int, conv_weight, half: int) -> None:
     """Refuse what the kernel does not handle, with the offending value."""
     name = "aug_linear_prefill"

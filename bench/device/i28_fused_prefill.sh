@@ -6,6 +6,8 @@
 #   PART=oldtests: the gpu-marked tests of tests/llm, lookahead and fmt, not re-run last round;
 #   PART=prefill: one layer's prefill attention, SDPA flash vs the Triton kernel vs eager, 1k..32k;
 #   PART=shapes: the LUT-4 GEMV (v7) on the 7B layer shapes, unfused and fused (qkv, gate_up);
+#   PART=room: the linearized room's gpu tests (its layers call the prefill kernel at inference);
+#   PART=ttft: time to first token of the 7B-shaped model, softmax vs linearized (the kernel);
 #   PART=e2e: 7B-shaped decoding, bf16 vs bf16 with q/k/v and gate/up fused vs 3-bit fused.
 set -uo pipefail
 test -f kernels/linear_prefill.py || { echo "WRONG TREE"; exit 3; }
@@ -31,6 +33,12 @@ for part in ${PART:-newtests prefill e2e}; do
     timeout 200 python3 bench/shiftadd/lut4_variants.py --variants v7 --bits 3,2 \
       --shapes 4096x4096,12288x4096,11008x4096,22016x4096,4096x11008 --out $R/shapes 2>&1 \
       | grep -v Warn | tee $R/shapes.log | tail -12 ;;
+  room)
+    timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/experiments/linearized 2>&1 \
+      | tee $R/kt_room.log | tail -3 ;;
+  ttft)
+    timeout 240 python3 bench/linearized/decode_7b.py --contexts "" --prefill "" \
+      --ttft 1024,4096,16384,32768 --out $R/ttft 2>&1 | grep -v -i warn | tee $R/ttft.log | tail -8 ;;
   e2e)
     timeout ${T_E2E:-500} python3 bench/shiftadd/e2e_decode.py --fused --bits 3 --skip-gemv \
       --modes compile --batches 1,2,4,8,16 --out $R/e2e 2>&1 | grep -v -i warn | tee $R/e2e.log | tail -30 ;;

@@ -9,6 +9,7 @@ and the room's chunked form in plain PyTorch.
     python bench/linearized/decode_7b.py --out $OUT
     python bench/linearized/decode_7b.py --layers 2 --contexts 1024,2048 --prefill ""   # smoke
     python bench/linearized/decode_7b.py --contexts "" --out $OUT       # the prefill table alone
+    python bench/linearized/decode_7b.py --contexts "" --prefill "" --ttft 4096,32768   # TTFT
 
 Latency only: the cache/state contents are random (speed does not depend on them; the state's
 size does not depend on the context at all, the KV cache's grows with it). The linear model's
@@ -164,22 +165,61 @@ def prefill_table(contexts, heads=32, head_dim=128) -> list[dict]:
     return rows
 
 
+@torch.no_grad()
+def ttft_table(size: str, layers, contexts) -> list[dict]:
+    """Time to first token at 7B shapes: one forward over a prompt of n tokens (logits of the last
+    position only), the softmax model (SDPA causal, flash) against the same weights linearized by
+    the room (`linearize(model, "augmented")`: at inference its layers call the Triton prefill
+    kernel), same process."""
+    from triton.testing import do_bench
+
+    from celine.experiments.linearized.linear_llama import attention_modules, linearize
+
+    cfg = llama_config(size, layers=layers, max_positions=max(contexts) + 1)
+    model = build_model(cfg)
+    ids = {n: torch.randint(0, cfg.vocab_size, (1, n), device="cuda") for n in contexts}
+    rows = [dict(context=n) for n in contexts]
+    for label, prepare in (("softmax", None), ("linear", "augmented")):
+        if prepare:
+            linearize(model, prepare, chunk=64, kernel=63, alpha=0.5)
+            for a in attention_modules(model):  # trained-looking conv taps (zero at init)
+                a.conv_weight.data.normal_(0, 0.1)
+        for r in rows:
+            n = r["context"]
+            r[f"{label}_ms"] = do_bench(lambda: model(input_ids=ids[n], logits_to_keep=1),
+                                        warmup=1, rep=3, return_mode="median")  # fmt: skip
+            print(f"ttft {label:7s} {n:6d} tokens: {r[f'{label}_ms']:.1f} ms", flush=True)
+    for r in rows:
+        r["softmax_over_linear"] = r["softmax_ms"] / r["linear_ms"]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="7b")
     ap.add_argument("--layers", type=int, default=None)
     ap.add_argument("--contexts", default="1024,2048,4096,8192,16384,32768")
     ap.add_argument("--prefill", default="1024,2048,4096,8192,16384,32768")
+    ap.add_argument("--ttft", default="", help="contexts for the time-to-first-token table")
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/linearized_7b"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.ttft:
+        tt = pd.DataFrame(
+            ttft_table(args.size, args.layers, [int(c) for c in args.ttft.split(",")])
+        )
+        tt.insert(0, "gpu", device_name())
+        tt.to_csv(args.out / "ttft_7b.csv", index=False)
+        print(tt.round(3).to_string(index=False))
+        torch.cuda.empty_cache()
     gpu = device_name()
     contexts = [int(c) for c in args.contexts.split(",") if c]
-    if not contexts:  # the prefill table alone
-        p = pd.DataFrame(prefill_table([int(c) for c in args.prefill.split(",")]))
-        p.insert(0, "gpu", gpu)
-        p.to_csv(args.out / "prefill_attention_7b.csv", index=False)
-        print(p.round(3).to_string(index=False))
+    if not contexts:  # the prefill table alone (or nothing more)
+        if args.prefill:
+            p = pd.DataFrame(prefill_table([int(c) for c in args.prefill.split(",")]))
+            p.insert(0, "gpu", gpu)
+            p.to_csv(args.out / "prefill_attention_7b.csv", index=False)
+            print(p.round(3).to_string(index=False))
         return
     cfg = llama_config(args.size, layers=args.layers, max_positions=max(contexts) + 1)
     model = build_model(cfg)

@@ -110,7 +110,7 @@ class LinearizedAttention(nn.Module):
             qh, kh = normalize(q), normalize(k)
             args = (self.chunk, self.global_factor, self.conv_weight, var)
             if plan is None or plan.kind == "prefill":
-                out = chunked_attention(qh, kh, v, *args)
+                out = self._whole_sequence(q, k, v, qh, kh)
                 if plan is not None:
                     plan.states[self.layer].append(kh, v, self.chunk, self.half)
             else:
@@ -124,6 +124,20 @@ class LinearizedAttention(nn.Module):
                 plan.pending[self.layer] = (kh, v)
         out = out.transpose(1, 2).reshape(b, t, -1)
         return self.o_proj(out), None
+
+    def _whole_sequence(self, q, k, v, qh, kh):
+        """The chunked form; on a GPU without autograd (prefill, evaluation) the fused Triton
+        kernel computes the same function without materialising every chunk's state (6-7x the
+        eager form at 7B head sizes, faster than flash attention from 4k tokens: README)."""
+        var = self.variant
+        if q.is_cuda and not torch.is_grad_enabled() and var.conv_mask:
+            from celine.kernels.linear_prefill import aug_linear_prefill, prefill_supported
+
+            if prefill_supported(self.head_dim, self.chunk, self.half):
+                conv = self.conv_weight if var.conv else None
+                return aug_linear_prefill(q, k, v, self.chunk, self.global_factor, conv,
+                                          global_=var.global_)  # fmt: skip
+        return chunked_attention(qh, kh, v, self.chunk, self.global_factor, self.conv_weight, var)
 
     def _per_row(self, plan: Plan, attend, q, k, v):
         """Tree attention over this layer's state: one state (batch 1, or rows that share a

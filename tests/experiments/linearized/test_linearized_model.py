@@ -189,3 +189,21 @@ def test_tree_from_measured_accuracy_follows_the_heads():
     paths = D.tree_template(topk=3, depth=2, size=4, accuracy=acc)
     assert paths == [(0,), (1,), (1, 0), (1, 1)]
     assert D.tree_template(topk=3, depth=2, size=4)[0] == (0,)  # the prior prefers rank 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["local", "global", "augmented"])
+def test_gpu_inference_through_the_prefill_kernel_equals_the_chunked_form(base, variant):
+    """On a GPU without autograd the layers call the Triton prefill kernel: the same logits as
+    the eager chunked form (run with autograd on), fp32 on both sides, over 2+ chunks of 64 with
+    the 31-tap causal conv."""
+    from celine.kernels.linear_prefill import prefill_supported
+
+    model = _linear((base[0].float(), base[1]), variant, chunk=64).float().cuda()
+    assert all(prefill_supported(a.head_dim, a.chunk, a.half) for a in attention_modules(model))
+    ids = torch.randint(0, 300, (2, 150), generator=torch.Generator().manual_seed(1)).cuda()
+    with torch.no_grad():
+        fused = model(input_ids=ids).logits
+    with torch.enable_grad():
+        eager = model(input_ids=ids).logits.detach()
+    torch.testing.assert_close(fused, eager, atol=1e-4, rtol=1e-4)
