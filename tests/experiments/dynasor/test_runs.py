@@ -160,6 +160,8 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
         ("task.corpus=gsm8k", "task.data_root"),  # a local set needs its path
         ("method=certaindex_tree method.cap=9", "method.cap"),  # more than pool_trees (5)
         ("method=fixed_budget_tree method.program=mcts", "method.program"),
+        ("method=dynasor_online method.program=mcts", "method.program"),
+        ("method=dynasor_online method.program=rebase method.cap=6", "method.cap"),  # > 5 trees
         ("method=dynasor_cot model.slip_prob=2", "model.slip_prob"),
         ("engine=vllm task.engine.base_url=ftp://127.0.0.1:1", "task.engine.base_url"),
         (
