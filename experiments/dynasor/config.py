@@ -15,6 +15,7 @@ PROBLEM_SOURCES = ("reasoning", "gsm8k", "math")
 REWARD_AGGREGATES = ("mean", "max")  # MCTS uses the mean, Rebase the max (paper §3.1)
 PROGRAMS = ("sc",)  # certaindex / fixed_budget; tree search has its own methods (*_tree)
 TREE_PROGRAMS = ("rebase", "beam")
+ONLINE_PROGRAMS = PROGRAMS + TREE_PROGRAMS  # dynasor_online runs either kind
 # Dynasor-CoT "saving effort" presets of the reference: (n_consistent, probe_interval)
 EFFORT_LEVELS = {
     "mild": (8, 64),
@@ -297,12 +298,19 @@ class TruncationConfig:
 
 
 @dataclass
-class DynasorOnlineConfig:
+class DynasorOnlineConfig(TreeSearchSettings):
+    """The online ladder on SC programs (`program=sc`) or tree-search programs (`rebase`,
+    `beam`: the tree settings are TreeSearchSettings', so the online run replays the very
+    searches `certaindex_tree` caches). detect_at, cap and the entropy threshold default to
+    the batch method's of the program (`certaindex` or `certaindex_tree`): written once."""
+
     name: str = "dynasor_online"
+    program: str = "sc"  # sc: self-consistency chains | rebase | beam: tree searches
     schedulers: list[str] = field(default_factory=lambda: list(ABLATION_LADDER))
-    detect_at: int = 3
-    cap: int = 8  # paper: SC cap 20 for the rate sweeps
-    entropy_threshold: float = 0.7  # replaced by the calibrated tau when calibrate is true
+    detect_at: int | None = None  # None: certaindex's 3 chains (sc), certaindex_tree's 2 searches
+    cap: int | None = None  # None: 8 chains (sc; paper: SC cap 20 in the rate sweeps), 4 searches
+    entropy_threshold: float | None = None  # None: the batch default; replaced by the
+    # calibrated tau when calibrate is true
     calibrate: bool = True
     calibration_grid: list[float] = field(
         default_factory=lambda: [round(0.05 * i, 2) for i in range(21)]
@@ -324,10 +332,18 @@ class DynasorOnlineConfig:
     latency_prompt_lens: list[int] = field(default_factory=lambda: [32, 128])
 
     def __post_init__(self) -> None:
+        one_of("method.program", self.program, ONLINE_PROGRAMS)
+        batch = CertaindexConfig if self.program == "sc" else CertaindexTreeConfig
+        for key in ("detect_at", "cap", "entropy_threshold"):
+            if getattr(self, key) is None:
+                setattr(self, key, batch.__dataclass_fields__[key].default)
+        if self.tree:
+            self._check_tree()
         for i, s in enumerate(self.schedulers):
             one_of(f"method.schedulers[{i}]", s, SCHEDULERS)
-        in_range("method.detect_at", self.detect_at, 2)
-        in_range("method.cap", self.cap, self.detect_at)
+        # SC reads certaindex over >= 2 chains; a tree search has `width` leaves of its own
+        in_range("method.detect_at", self.detect_at, 1 if self.tree else 2)
+        in_range("method.cap", self.cap, self.detect_at, self.pool_trees if self.tree else None)
         in_range("method.entropy_threshold", self.entropy_threshold, 0.0, 1.0)
         in_range("method.n_programs", self.n_programs, 1)
         in_range("method.trace_seeds", self.trace_seeds, 1)
@@ -336,6 +352,10 @@ class DynasorOnlineConfig:
         in_range("method.slo_scale", self.slo_scale, 1e-9)
         in_range("method.attainment_target", self.attainment_target, 0.0, 1.0)
         in_range("method.max_num_seqs", self.max_num_seqs, 1)
+
+    @property
+    def tree(self) -> bool:
+        return self.program in TREE_PROGRAMS
 
 
 @dataclass

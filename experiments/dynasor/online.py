@@ -1,9 +1,14 @@
 """Online mode: reasoning programs arrive over time and share one serving engine (paper §4.2,
 App. D). Runs in the shared discrete-event simulator `celine.serving`.
 
-A `ProgramWorkload` turns Self-consistency programs (chains recorded from the real model) into
-requests round by round: a round's requests arrive together, and when the last one finishes
-the program reads its chains, updates certaindex and asks the policy for the next round.
+A `ProgramWorkload` turns reasoning programs recorded from the real model into requests round
+by round: a round grants units (SC: chains, tree search: whole searches), the granted units run
+side by side, and when the last one finishes the program reads them, updates certaindex and asks
+the policy for the next round. A unit is a chain of dependent request stages (`unit_stages`): an
+SC chain is one request; a tree search is one stage per expansion round of the recorded search
+(one request per expanded node, its prompt the problem's plus the parent's chain), and a stage is
+issued only when the stage before it of the same search has finished. So an SC program has at
+most two rounds of requests, a tree program as many as its searches are deep.
 
 Schedulers (priority keys, lower runs first), the ablation ladder of the README's online table,
 each row adding one mechanism to the row before it:
@@ -38,6 +43,45 @@ from celine.experiments.dynasor.programs import (
 )
 
 
+def unit_stages(pool, unit: int) -> list[list[tuple[int, int]]]:
+    """The dependent request stages of one unit, each a list of (prompt_len, output_len).
+    SC chain: one stage of one request. Tree search: its recorded expansion rounds (a node's
+    prompt is the problem's plus its parent's chain, so without a prefix cache the engine
+    prefills it again; the generated tokens sum to the search's recorded `tokens`)."""
+    trees = getattr(pool, "trees", None)
+    if trees is None:
+        return [[(pool.prompt_len, max(1, pool.tokens[unit]))]]
+    tree = trees[unit]
+    if not tree.steps:
+        raise ValueError(
+            "tree pool without per-round requests (an older cache format): delete it and rerun"
+        )
+    return [[(pool.prompt_len + prefix, out) for prefix, out in stage] for stage in tree.steps]
+
+
+def unit_tokens(pool) -> list[int]:
+    """Generated tokens of every unit of a pool (chains, or whole searches)."""
+    trees = getattr(pool, "trees", None)
+    return list(pool.tokens) if trees is None else [t.tokens for t in trees]
+
+
+def mean_decode_context(pools) -> float:
+    """Mean context (KV tokens read) of a decoding step. SC: the prompt plus half a chain;
+    tree search: each step request's prompt (problem + parent chain) plus half its step,
+    weighted by the tokens it generates."""
+    if getattr(pools[0], "trees", None) is None:
+        prompt = float(np.mean([p.prompt_len for p in pools]))
+        return prompt + float(np.mean([t for p in pools for t in p.tokens])) / 2
+    num = den = 0.0
+    for p in pools:
+        for u in range(p.units):
+            for stage in unit_stages(p, u):
+                for prompt_len, out in stage:
+                    num += out * (prompt_len + out / 2)
+                    den += out
+    return num / den
+
+
 def difficulty_factor(pool: ProblemPool) -> int:
     """Paper App. F.3: 1 if always solved, 3 if never, 2 otherwise (from the recorded chains)."""
     correct = pool.correct
@@ -50,14 +94,27 @@ def deadline(arrival: float, slo_scale: float, factor: int, base: float) -> floa
 
 
 @dataclass
+class UnitRun:
+    """A granted unit on its way through its request stages."""
+
+    unit: int
+    stages: list[list[tuple[int, int]]]
+    stage: int = 0  # the stage whose requests are outstanding
+    done_tokens: int = 0  # tokens of its finished requests
+    outstanding: set[int] = field(default_factory=set)  # rids of the current stage
+
+
+@dataclass
 class ProgramState:
     pid: int
     arrival: float
     program: SelfConsistencyProgram
     factor: int
-    outstanding: dict[int, tuple[int, object]] = field(default_factory=dict)  # rid -> (chain, req)
-    round_done: list[int] = field(default_factory=list)  # chains finished in this round
-    rounds: int = 0
+    outstanding: dict[int, tuple[int, object]] = field(default_factory=dict)  # rid -> (unit, req)
+    running: dict[int, UnitRun] = field(default_factory=dict)  # units of this round, by unit
+    round_done: list[int] = field(default_factory=list)  # units finished in this round
+    rounds: int = 0  # policy rounds (grants)
+    serial_rounds: int = 0  # request stages one after the other (a round: its deepest unit)
     finish: float | None = None
     decided: bool = False  # certaindex has been read (the first round is over)
 
@@ -68,7 +125,8 @@ class ProgramState:
 
 class ProgramWorkload:
     """Programs as a simulator workload (`initial()`, `on_finish()`), replayable: `initial()`
-    rebuilds every program from its trace."""
+    rebuilds every program from its trace. `program` is the program class (self-consistency,
+    or `TreeSearchProgram` over tree pools). Every issued request is kept in `issued`."""
 
     def __init__(
         self,
@@ -77,44 +135,58 @@ class ProgramWorkload:
         orders: Sequence[list[int]],
         arrivals: Sequence[float],
         make_policy,
+        program=SelfConsistencyProgram,
     ) -> None:
         self.pools, self.picks, self.orders = pools, list(picks), list(orders)
-        self.arrivals, self.make_policy = list(arrivals), make_policy
+        self.arrivals, self.make_policy, self.program = list(arrivals), make_policy, program
         self.programs: list[ProgramState] = []
         self.by_rid: dict[int, ProgramState] = {}
+        self.issued: list = []
+        self.units_done, self.unit_tokens_done = 0, 0  # finished units so far (SJF's prior)
         self._next_rid = 0
 
-    def _requests(self, st: ProgramState, now: float):
+    def _stage_requests(self, st: ProgramState, run: UnitRun, now: float):
         from celine.serving.request import Request
 
-        chains = st.program.request()
         out = []
-        for c in chains:
+        for prompt_len, output_len in run.stages[run.stage]:
             rid = self._next_rid
             self._next_rid += 1
-            pool = st.program.pool
             req = Request(
                 rid=rid,
                 arrival=now,
-                prompt_len=pool.prompt_len,
-                output_len=max(1, pool.tokens[c]),
+                prompt_len=prompt_len,
+                output_len=output_len,
                 program=st.pid,
-                meta={"round": st.rounds},
+                meta={"round": st.rounds - 1, "unit": run.unit, "stage": run.stage},
             )
-            st.outstanding[rid] = (c, req)
+            st.outstanding[rid] = (run.unit, req)
+            run.outstanding.add(rid)
             self.by_rid[rid] = st
             out.append(req)
-        st.rounds += bool(chains)
+        self.issued.extend(out)
+        return out
+
+    def _requests(self, st: ProgramState, now: float):
+        units = st.program.request()
+        st.rounds += bool(units)
+        out = []
+        for u in units:
+            run = UnitRun(u, unit_stages(st.program.pool, u))
+            st.running[u] = run
+            out.extend(self._stage_requests(st, run, now))
+        st.serial_rounds += max((len(st.running[u].stages) for u in units), default=0)
         return out
 
     def initial(self):
-        self.programs, self.by_rid, self._next_rid = [], {}, 0
+        self.programs, self.by_rid, self.issued, self._next_rid = [], {}, [], 0
+        self.units_done, self.unit_tokens_done = 0, 0
         reqs = []
         for pid, (k, order, t) in enumerate(
             zip(self.picks, self.orders, self.arrivals, strict=True)
         ):
             pool = self.pools[k]
-            prog = SelfConsistencyProgram(pool, list(order), self.make_policy())
+            prog = self.program(pool, list(order), self.make_policy())
             st = ProgramState(pid, float(t), prog, difficulty_factor(pool))
             self.programs.append(st)
             reqs.extend(self._requests(st, float(t)))
@@ -122,10 +194,24 @@ class ProgramWorkload:
 
     def on_finish(self, req, now: float):
         st = self.by_rid.pop(req.rid)
-        st.round_done.append(st.outstanding.pop(req.rid)[0])
-        if st.outstanding:
+        unit = st.outstanding.pop(req.rid)[0]
+        run = st.running[unit]
+        run.outstanding.discard(req.rid)
+        run.done_tokens += req.output_len
+        if run.outstanding:
             return []
-        st.program.complete(st.round_done)
+        run.stage += 1
+        if run.stage < len(run.stages):  # the unit's next stage depends on this one
+            return self._stage_requests(st, run, now)
+        del st.running[unit]
+        st.round_done.append(unit)
+        self.units_done += 1
+        self.unit_tokens_done += run.done_tokens
+        if st.running:
+            return []
+        # the round's units in grant order (the order the program drew them)
+        granted = st.program.order[st.program.knob - len(st.round_done) : st.program.knob]
+        st.program.complete(granted)
         st.round_done = []
         st.decided = True
         new = self._requests(st, now)
@@ -154,11 +240,11 @@ class DynasorScheduler:
     """Gang scheduling + approximate SJF over programs on certaindex-predicted remaining work
     + starvation escalation.
 
-    Remaining work of a program = its unfinished granted chains x (mean chain length - tokens
-    already generated) + the chains it may still be granted x mean chain length, where "may"
-    is the probability (from calibration) that certaindex does not stop it at detection.
-    Mean chain length: the program's own finished chains, else the running mean of all
-    finished chains (the paper: average tokens per iteration from earlier iterations)."""
+    Remaining work of a program = for each running unit (chain or search), max(1, mean unit
+    length - tokens it generated so far) + the units it may still be granted x mean unit length,
+    where "may" is the probability (from calibration) that certaindex does not stop it at
+    detection. Mean unit length: the program's own finished units, else the running mean of all
+    finished units (the paper: average tokens per iteration from earlier iterations)."""
 
     name = "dynasor"
 
@@ -172,20 +258,22 @@ class DynasorScheduler:
     ) -> None:
         self.workload, self.cap = workload, cap
         self.continue_prob, self.starvation_s = continue_prob, starvation_s
-        self.sum_len, self.n_len = prior_len, 1  # running mean of finished chain lengths
+        self.prior_len = prior_len  # counts as one finished unit in the running mean
         self.escalations = 0
         self._escalated: set[int] = set()
         self._cache: dict[int, tuple[int, float]] = {}
 
-    def on_finish(self, req, now: float) -> None:
-        self.sum_len += req.output_len
-        self.n_len += 1
-
     def remaining_work(self, st: ProgramState) -> float:
-        prog = st.program
+        prog, wl = st.program, self.workload
         own = prog.tokens
-        mean = (sum(own) / len(own)) if own else self.sum_len / self.n_len
-        running = sum(max(1.0, mean - r.generated) for _, r in st.outstanding.values())
+        if own:
+            mean = sum(own) / len(own)
+        else:
+            mean = (self.prior_len + wl.unit_tokens_done) / (1 + wl.units_done)
+        running = 0.0
+        for run in st.running.values():
+            so_far = run.done_tokens + sum(st.outstanding[r][1].generated for r in run.outstanding)
+            running += max(1.0, mean - so_far)
         future = 0.0 if st.decided else self.continue_prob * (self.cap - prog.knob) * mean
         return running + future
 
@@ -246,8 +334,12 @@ def simulate(
     orders,
     arrivals,
     setting: OnlineSetting,
+    program=SelfConsistencyProgram,
+    log: list | None = None,
 ) -> list[ProgramState]:
-    """Run one arrival trace under one scheduler; returns the finished programs."""
+    """Run one arrival trace under one scheduler; returns the finished programs. `program`:
+    the program class of the pools (`TreeSearchProgram` for tree pools); `log`, if given,
+    receives every request issued (with its arrival and finish time)."""
     from celine.serving.simulator import Simulator
 
     if scheduler not in SCHEDULERS:
@@ -259,7 +351,7 @@ def simulate(
         )
     else:
         make_policy = lambda: FixedBudgetPolicy(setting.cap)  # noqa: E731
-    workload = ProgramWorkload(pools, picks, orders, arrivals, make_policy)
+    workload = ProgramWorkload(pools, picks, orders, arrivals, make_policy, program)
     if queue == "sjf":
         # on fixed-budget programs (gang_sjf) nothing is left to decide after the first round,
         # the ablation that separates scheduling from certaindex's token savings
@@ -286,6 +378,8 @@ def simulate(
     unfinished = [p.pid for p in workload.programs if p.finish is None]
     if unfinished:
         raise RuntimeError(f"programs {unfinished[:5]} never finished")
+    if log is not None:
+        log.extend(workload.issued)
     return workload.programs
 
 
@@ -304,7 +398,8 @@ def program_table(programs: Sequence[ProgramState]) -> pd.DataFrame:
                 "finish": p.finish,
                 "latency": p.finish - p.arrival,
                 "factor": p.factor,
-                "chains": p.program.knob,
+                "units": p.program.knob,
+                "serial_rounds": p.serial_rounds,
                 "tokens": p.tokens,
                 "correct": p.program.correct,
             }
@@ -339,15 +434,18 @@ def rate_censoring(rates: Sequence[float], attain: Sequence[float], target: floa
     return ""
 
 
-def isolated_latency(pool: ProblemPool, setting: OnlineSetting, cap: int) -> float:
+def isolated_latency(
+    pool: ProblemPool, setting: OnlineSetting, cap: int, program=SelfConsistencyProgram
+) -> float:
     """Latency of one fixed-budget program alone on the engine."""
     progs = simulate(
         "gang_fifo",
         [pool],
         [0],
-        [list(range(len(pool.answers)))],
+        [list(range(pool.units))],
         [0.0],
         OnlineSetting(**{**setting.__dict__, "cap": cap}),
+        program,
     )
     return progs[0].finish
 

@@ -8,7 +8,11 @@ import pandas as pd
 
 from celine.api import Result, RunContext
 from celine.experiments.dynasor import batch, online, plots
-from celine.experiments.dynasor.programs import CertaindexPolicy
+from celine.experiments.dynasor.programs import (
+    CertaindexPolicy,
+    SelfConsistencyProgram,
+    TreeSearchProgram,
+)
 
 # multiples of the fixed budget's estimated capacity; dense where the curves cross 90%
 RATE_FACTORS = (0.125, 0.1875, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0)
@@ -68,26 +72,34 @@ def latency_model(cfg, ctx: RunContext):
 
 def capacity(setting: online.OnlineSetting, pools, cap: int) -> float:
     """Programs/s a fully batched engine sustains at the fixed budget (rough, for the sweep)."""
-    mean_len = float(np.mean([t for p in pools for t in p.tokens]))
-    prompt = float(np.mean([p.prompt_len for p in pools]))
+    mean_len = float(np.mean([t for p in pools for t in online.unit_tokens(p)]))
     b = setting.max_num_seqs
-    t_iter = setting.latency.iteration_time(0, b, int(b * (prompt + mean_len / 2)))
+    t_iter = setting.latency.iteration_time(0, b, int(b * online.mean_decode_context(pools)))
     tokens_per_s = b / t_iter
     return tokens_per_s / (cap * mean_len)
 
 
 def run_online(cfg, ctx: RunContext) -> Result:
     task = ctx.task
-    cal, test = task.pools()
+    # SC programs replay the chain pools, tree programs the searches certaindex_tree caches
+    if cfg.tree:
+        cal, test = task.tree_pools(cfg)
+        program = TreeSearchProgram
+    else:
+        cal, test = task.pools()
+        program = SelfConsistencyProgram
     seeds = task.seeds()
     from celine.experiments.dynasor.method import calibrate
 
-    tau, _, _ = calibrate(cfg, cal, seeds, ctx.log)
+    tau, _, _ = calibrate(cfg, cal, seeds, ctx.log, program)
     stop_frac, _ = batch.replay(
-        cal, lambda: CertaindexPolicy(cfg.detect_at, cfg.cap, entropy_threshold=tau), seeds
+        cal,
+        lambda: CertaindexPolicy(cfg.detect_at, cfg.cap, entropy_threshold=tau),
+        seeds,
+        program,
     )
     latency, lat_df = latency_model(cfg, ctx)
-    prior = float(np.mean([t for p in cal for t in p.tokens]))
+    prior = float(np.mean([t for p in cal for t in online.unit_tokens(p)]))
     setting = online.OnlineSetting(
         latency=latency,
         max_num_seqs=cfg.max_num_seqs,
@@ -104,8 +116,8 @@ def run_online(cfg, ctx: RunContext) -> Result:
     # base deadline: 2x an isolated fixed-budget program of median length (paper: a fixed
     # per-workload base, e.g. 240 s for SC/MATH)
     if cfg.base_deadline_s is None:
-        med = sorted(test, key=lambda p: float(np.mean(p.tokens)))[len(test) // 2]
-        base = 2.0 * online.isolated_latency(med, setting, cfg.cap)
+        med = sorted(test, key=lambda p: float(np.mean(online.unit_tokens(p))))[len(test) // 2]
+        base = 2.0 * online.isolated_latency(med, setting, cfg.cap, program)
     else:
         base = cfg.base_deadline_s
     setting.base_deadline = base
@@ -128,11 +140,13 @@ def run_online(cfg, ctx: RunContext) -> Result:
         # every scheduler runs the very same trace (a paired comparison)
         rng = np.random.default_rng(ctx.seed * 1000 + t)
         picks = rng.integers(0, len(test), size=cfg.n_programs).tolist()
-        orders = [rng.permutation(len(test[k].answers)).tolist() for k in picks]
+        orders = [rng.permutation(test[k].units).tolist() for k in picks]
         for i, rate in enumerate(rates):
             arrivals = poisson_arrivals(rate, cfg.n_programs, seed=ctx.seed * 1000 + t * 97 + i)
             for name in cfg.schedulers:
-                progs = online.simulate(name, test, picks, orders, arrivals.tolist(), setting)
+                progs = online.simulate(
+                    name, test, picks, orders, arrivals.tolist(), setting, program
+                )
                 if t == 0:
                     by_rate[(name, rate)] = progs
                 lat = [p.finish - p.arrival for p in progs]
@@ -147,6 +161,9 @@ def run_online(cfg, ctx: RunContext) -> Result:
                         "tokens_per_program": float(np.mean([p.tokens for p in progs])),
                         "accuracy": float(np.mean([p.program.correct for p in progs])),
                         "rounds_per_program": float(np.mean([p.rounds for p in progs])),
+                        "serial_rounds_per_program": float(
+                            np.mean([p.serial_rounds for p in progs])
+                        ),
                     }
                 )
                 met_rows.extend(
@@ -237,6 +254,9 @@ def run_online(cfg, ctx: RunContext) -> Result:
                 ),
                 "rounds_per_program": float(
                     sweep[sweep.scheduler == name]["rounds_per_program"].mean()
+                ),
+                "serial_rounds_per_program": float(
+                    sweep[sweep.scheduler == name]["serial_rounds_per_program"].mean()
                 ),
                 "accuracy": float(sweep[sweep.scheduler == name]["accuracy"].mean()),
             }

@@ -226,7 +226,8 @@ class DynasorTask:
                 "pool_trees",
             )
         }
-        path = self._cache_path("tree", split, problems, reward_model, **search)
+        # format 2: every search records its per-round requests (`Tree.steps`, online programs)
+        path = self._cache_path("tree", split, problems, reward_model, format=2, **search)
         if path.is_file():
             self.ctx.log.info("reusing the %s tree-search pool %s", split, path.name)
             return load_tree_pool(path)

@@ -39,6 +39,11 @@ class Tree:
     tokens: int  # generated tokens over every expanded node
     rounds: int  # expansion rounds (depth reached)
     nodes: int  # nodes expanded
+    # the requests of each expansion round, as a serving engine would see them: one
+    # [prefix, generated] pair per expanded node, `prefix` = tokens of its parent's chain (after
+    # the prompt), `generated` = the step's tokens (eos included); sum of `generated` = `tokens`.
+    # A round's requests depend on the round before (Rebase reads every frontier reward first).
+    steps: list = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +62,11 @@ class TreePool:
     @property
     def units(self) -> int:
         return len(self.trees)
+
+    @property
+    def correct(self) -> list[bool]:
+        """Per search: its reward-weighted majority is the exact answer."""
+        return [weighted_vote(t.answers, t.rewards) == self.answer for t in self.trees]
 
 
 @dataclass
@@ -119,6 +129,7 @@ class _Search:
     tokens: int = 0
     rounds: int = 0
     nodes: int = 0
+    steps: list = field(default_factory=list)  # per round: [prefix, generated] per node
 
 
 def _boundary_ids(tokenizer) -> set[int]:
@@ -178,13 +189,16 @@ def search_trees(
             model, rows, step_tokens, temperature, top_p, eos, pad, stops, device, gen, batch_size
         )
         for s in searches:
-            s.rounds += int(any(s.children))
+            if any(s.children):
+                s.rounds += 1
+                s.steps.append([])
             s.frontier = []
         new_nodes = []
         for (s, parent), (ids, logp, hit_eos) in zip(rows, steps, strict=True):
             child = Node(parent.ids + ids, parent.logp + logp)
             s.tokens += len(ids) + int(hit_eos)
             s.nodes += 1
+            s.steps[-1].append([len(parent.ids), len(ids) + int(hit_eos)])
             new_nodes.append((s, child))
             text = tokenizer.decode(child.ids, skip_special_tokens=True)
             if hit_eos or parse_boxed_str(text) is not None or len(child.ids) >= max_new_tokens:
@@ -223,6 +237,7 @@ def search_trees(
                         tokens=s.tokens,
                         rounds=s.rounds,
                         nodes=s.nodes,
+                        steps=s.steps,
                     )
                     for s in own
                 ],

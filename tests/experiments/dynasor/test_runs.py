@@ -126,11 +126,13 @@ def test_dynasor_cot_and_truncation_run(outputs, tmp_path, checkpoint):
     assert s["test/token_savings_gross"] > s["test/token_savings"]
 
 
-def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
+@pytest.mark.parametrize("program", ["sc", "rebase"])
+def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint, program):
     overrides = [
         *TINY, f"model.path={checkpoint}", "method=dynasor_online", "method.detect_at=2",
         "method.cap=3", "method.n_programs=8", "method.rates=[5.0,50.0,500.0]", "method.trace_seeds=2",
         "method.latency_batch_sizes=[1,2]", "method.latency_prompt_lens=[8]",
+        f"method.program={program}", "method.width=2", "method.step_tokens=3",
     ]  # fmt: skip
     m = run_in_process(overrides, tmp_path / "online")
     ladder = ("fcfs", "gang_fifo", "certaindex_fcfs", "certaindex_gang", "dynasor")
@@ -150,6 +152,10 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
     assert list(table["vs"].fillna("")) == ["", *ladder[:-1]]
     # the latency model is measured once per machine + model, then read from the cache
     assert len(list((outputs / "cache" / "dynasor").glob("latency-*.csv"))) == 1
+    # tree programs replay the cached searches and run more request rounds than detect + rest
+    assert bool(list((outputs / "cache" / "dynasor").glob("tree-*.json"))) == (program != "sc")
+    summary = pd.read_csv(tmp_path / "online" / "tables" / "online_summary.csv")
+    assert (summary["serial_rounds_per_program"] >= summary["rounds_per_program"]).all()
 
 
 @pytest.mark.parametrize(
@@ -160,6 +166,8 @@ def test_online_run_reports_rates_and_the_ratio(outputs, tmp_path, checkpoint):
         ("task.corpus=gsm8k", "task.data_root"),  # a local set needs its path
         ("method=certaindex_tree method.cap=9", "method.cap"),  # more than pool_trees (5)
         ("method=fixed_budget_tree method.program=mcts", "method.program"),
+        ("method=dynasor_online method.program=mcts", "method.program"),
+        ("method=dynasor_online method.program=rebase method.cap=6", "method.cap"),  # > 5 trees
         ("method=dynasor_cot model.slip_prob=2", "model.slip_prob"),
         ("engine=vllm task.engine.base_url=ftp://127.0.0.1:1", "task.engine.base_url"),
         (

@@ -89,6 +89,17 @@ def test_search_on_a_real_model_finishes_within_its_budget(tiny, expansion):
             assert tree.nodes <= width * tree.rounds
             assert 0 < tree.tokens <= tree.nodes * (step_tokens + 1)
             assert tree.rounds <= max_new
+            # the per-round requests the online programs replay add up to the search: one
+            # request per expanded node, their tokens the search's, the root's round `width`
+            # requests from the prompt, later prefixes the chain of a node of the round before
+            assert len(tree.steps) == tree.rounds
+            assert sum(map(len, tree.steps)) == tree.nodes
+            assert sum(out for stage in tree.steps for _, out in stage) == tree.tokens
+            assert tree.steps[0] == [[0, out] for _, out in tree.steps[0]]
+            assert len(tree.steps[0]) == width
+            for before, stage in zip(tree.steps, tree.steps[1:], strict=False):
+                ends = {prefix + out for prefix, out in before}
+                assert {prefix for prefix, _ in stage} <= ends
 
 
 def test_long_reasoner_starts_from_the_cached_tiny_reasoner_and_has_its_own_entry(tmp_path):
