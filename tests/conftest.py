@@ -91,8 +91,8 @@ def vllm_engine(vllm_smoke_engine):
 def vllm_http_session(tmp_path_factory, tiny_vllm_model):
     """ONE real `vllm serve` per pytest session (celine.serving.vllm_server: its own process
     group on 127.0.0.1 and a free port) serving `tiny_vllm_model`, for the OpenAI-compatible
-    HTTP client tests (tests/serving/test_vllm_http.py). Starting it takes ~1-2 min on a loaded
-    2-core machine. Its process group is killed when the session ends, also after a failure or
+    HTTP client tests (tests/serving/test_vllm_http.py). Starting it takes ~35 s on a quiet
+    2-core machine, ~2 min on a loaded one. Its process group is killed when the session ends, also after a failure or
     Ctrl-C (the with-block's exit runs in the fixture's teardown)."""
     import importlib.util
 
