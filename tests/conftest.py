@@ -48,25 +48,32 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def vllm_smoke_engine(tmp_path_factory):
-    """ONE real vLLM engine per pytest session, shared by every test that needs one
-    (tests/serving/test_vllm_engine.py, tests/experiments/dynasor/test_engine_programs.py):
-    a random-init smoke-size Llama (head_dim 32, a size vLLM's CPU attention has) with a
-    one-sequence budget (max_num_seqs=1), so the order in which requests finish is decided by
-    the scheduler alone. Starting it takes ~1-3 min on a loaded 2-core machine. A test may shut
-    it down (the engine-processes-are-gone test); the `vllm_engine` fixture restarts it then."""
-    import importlib.util
-
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vLLM is not installed (the `serve` extra: pip install -e '.[serve]')")
+def tiny_vllm_model(tmp_path_factory) -> Path:
+    """The checkpoint folder the real-vLLM tests serve: a random-init smoke-size Llama
+    (head_dim 32, a size vLLM's CPU attention has) and its tokenizer."""
     from celine.llm.tiny_llama import tiny_test_model
-    from celine.serving.vllm_engine import VLLMEngine
 
     model, tok = tiny_test_model(hidden=128)
     path = tmp_path_factory.mktemp("tiny_vllm")
     model.save_pretrained(path)
     tok.save_pretrained(path)
-    eng = VLLMEngine(path, work_dir=tmp_path_factory.mktemp("engine"), max_num_seqs=1,
+    return path
+
+
+@pytest.fixture(scope="session")
+def vllm_smoke_engine(tmp_path_factory, tiny_vllm_model):
+    """ONE real vLLM engine per pytest session, shared by every test that needs one
+    (tests/serving/test_vllm_engine.py, tests/experiments/dynasor/test_engine_programs.py):
+    `tiny_vllm_model` with a one-sequence budget (max_num_seqs=1), so the order in which
+    requests finish is decided by the scheduler alone. Starting it takes ~1-3 min on a loaded 2-core machine. A test may shut
+    it down (the engine-processes-are-gone test); the `vllm_engine` fixture restarts it then."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (the `serve` extra: pip install -e '.[serve]')")
+    from celine.serving.vllm_engine import VLLMEngine
+
+    eng = VLLMEngine(tiny_vllm_model, work_dir=tmp_path_factory.mktemp("engine"), max_num_seqs=1,
                      max_num_batched_tokens=256, max_model_len=256, omp_threads=1)  # fmt: skip
     yield eng
     eng.shutdown()
@@ -78,6 +85,33 @@ def vllm_engine(vllm_smoke_engine):
     if vllm_smoke_engine.engine is None:
         vllm_smoke_engine.start()
     return vllm_smoke_engine
+
+
+@pytest.fixture(scope="session")
+def vllm_http_session(tmp_path_factory, tiny_vllm_model):
+    """ONE real `vllm serve` per pytest session (celine.serving.vllm_server: its own process
+    group on 127.0.0.1 and a free port) serving `tiny_vllm_model`, for the OpenAI-compatible
+    HTTP client tests (tests/serving/test_vllm_http.py). Starting it takes ~35 s on a quiet
+    2-core machine, ~2 min on a loaded one. Its process group is killed when the session ends, also after a failure or
+    Ctrl-C (the with-block's exit runs in the fixture's teardown)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (the `serve` extra: pip install -e '.[serve]')")
+    from celine.serving.vllm_server import VLLMServer
+
+    server = VLLMServer(tiny_vllm_model, work_dir=tmp_path_factory.mktemp("vllm_server"),
+                        max_model_len=256, max_num_seqs=4, omp_threads=1)  # fmt: skip
+    with server:
+        yield server
+
+
+@pytest.fixture
+def vllm_server(vllm_http_session):
+    """The shared server, (re)started if a test stopped it."""
+    if vllm_http_session.proc is None:
+        vllm_http_session.start()
+    return vllm_http_session
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ an uninterrupted generation would have produced (text would be re-tokenized diff
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import threading
 import time
@@ -130,7 +131,9 @@ class HTTPCompletions:
     backend = "http"
 
     def __init__(self, base_url: str, model: str | None = None, timeout_s: float = 600.0,
-                 max_workers: int = 256) -> None:  # fmt: skip
+                 max_workers: int = 256, url_key: str = "task.engine.base_url") -> None:  # fmt: skip
+        # url_key: where the URL came from, named in the error when no server answers there
+        self.url_key = url_key
         self.base_url = base_url.rstrip("/")
         if self.base_url.endswith("/v1"):
             self.base_url = self.base_url[: -len("/v1")]
@@ -141,13 +144,20 @@ class HTTPCompletions:
         self._stop: dict[str, threading.Event] = {}
 
     def _served_model(self) -> str:
+        where = f"{self.url_key}={self.base_url!r}"
         try:
             with urllib.request.urlopen(f"{self.base_url}/v1/models", timeout=30) as resp:
                 models = json.load(resp)["data"]
-        except OSError as err:
-            raise RunError(f"no OpenAI-compatible server at {self.base_url}: {err}") from err
+        # refused / unknown host (OSError), a bad port (InvalidURL), a server that is not
+        # OpenAI-compatible (404 is an OSError; HTML or other JSON: ValueError, KeyError)
+        except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException) as err:
+            why = " ".join(f"{type(err).__name__}: {err}".split())  # one line
+            raise RunError(
+                f"{where}: no OpenAI-compatible server answers GET /v1/models there ({why}); "
+                "start one (`vllm serve <model>`) or drop the URL to let Celine start vLLM"
+            ) from err
         if not models:
-            raise RunError(f"the server at {self.base_url} serves no model")
+            raise RunError(f"{where}: the server serves no model")
         return models[0]["id"]
 
     def version(self) -> str:

@@ -93,7 +93,8 @@ class DynasorTask:
                     )  # fmt: skip
                     stack.callback(self._attach, server.log_path)
                     url = stack.enter_context(server).base_url
-                backend = stack.enter_context(contextlib.closing(HTTPCompletions(url)))
+                key = "task.engine.base_url" if ecfg.base_url else "task.engine.server"
+                backend = stack.enter_context(contextlib.closing(HTTPCompletions(url, url_key=key)))
                 if hasattr(tracker, "set_tags"):
                     tracker.set_tags({"celine.engine": "vllm-server",
                                       "celine.engine_version": backend.version(),

@@ -202,6 +202,24 @@ def test_engine_vllm_is_refused_by_the_methods_that_replay_pools(outputs, tmp_pa
     assert not list((outputs / "cache").glob("dynasor/pool-*.json"))
 
 
+def test_dynasor_cot_against_an_unreachable_server_fails_in_one_line_naming_the_url_key(
+    outputs, tmp_path, checkpoint
+):
+    """`engine=vllm task.engine.base_url=...` where nothing listens: the run fails (recorded
+    FAILED) with one line naming the key and the URL, before any chain is generated."""
+    from celine.api import RunError
+    from celine.serving.vllm_server import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    over = [*TINY, f"model.path={checkpoint}", "method=dynasor_cot", "method.trials=1",
+            "method.max_new_tokens=null", "engine=vllm", f"task.engine.base_url={url}"]  # fmt: skip
+    with pytest.raises(RunError) as err:
+        run_in_process(over, tmp_path / "cot")
+    msg = str(err.value)
+    assert f"task.engine.base_url={url!r}" in msg and "\n" not in msg
+    assert [r.info.status for r in runs_of(outputs, "dynasor")] == ["FAILED"]
+
+
 def test_dynasor_cot_effort_presets_and_grid_checks():
     from celine.api import ConfigError
     from celine.experiments.dynasor.config import DynasorCotConfig
