@@ -178,8 +178,9 @@ class VLLMEngine:
                 enable_prefix_caching=self.prefix_caching, block_size=self.block_size,
                 scheduling_policy="priority", scheduler_cls=SCHEDULER_CLS,
                 async_scheduling=False,  # one step's features per step log row
-                # the model worker inside the EngineCore process: one spawn (and one ~60 s
-                # import of vllm on a loaded 2-core machine) fewer than the multiproc executor
+                # asks for the worker inside the EngineCore process, but vLLM's CPU platform
+                # turns "uni" back into "mp" (OpenMP needs its own process), so a worker
+                # process is spawned anyway; kept so a GPU engine spawns one process fewer
                 distributed_executor_backend="uni",
                 seed=self.seed, disable_log_stats=True,
             )  # fmt: skip
