@@ -5,34 +5,16 @@ scheduling and SJF to act on."""
 import numpy as np
 import pytest
 
-from celine.experiments.dynasor.online import OnlineSetting, simulate
+from celine.experiments.dynasor.online import simulate
 from celine.experiments.dynasor.programs import (
     CertaindexPolicy,
     TreeSearchProgram,
     run_to_completion,
 )
 from celine.experiments.dynasor.tree_search import Tree, TreePool
-from celine.serving import LatencyModel
 
 MS = 1e-3
 PROMPT = 7
-
-
-def _setting(**kw):
-    base = dict(
-        latency=LatencyModel(c0=MS, c_prefill=0.0, c_decode=0.0, c_kv=0.0),
-        max_num_seqs=4,
-        max_num_batched_tokens=512,
-        kv_capacity_tokens=4096,
-        detect_at=2,
-        cap=4,
-        threshold=0.7,
-        continue_prob=0.5,
-        base_deadline=0.05,
-        starvation_s=1.0,
-        prior_len=10.0,
-    )
-    return OnlineSetting(**{**base, **kw})
 
 
 def _tree(steps, answers) -> Tree:
@@ -65,14 +47,16 @@ def _random_pools(seed: int, n: int = 6, trees: int = 4, width: int = 3):
 
 
 @pytest.mark.parametrize("scheduler", ["fcfs", "certaindex_fcfs", "certaindex_gang", "dynasor"])
-def test_a_tree_program_issues_a_round_only_after_the_round_before_finished(scheduler):
+def test_a_tree_program_issues_a_round_only_after_the_round_before_finished(
+    scheduler, online_setting
+):
     pools = _random_pools(seed=3)
     rng = np.random.default_rng(0)
     picks = [0, 1, 2, 3, 4, 5, 1, 0]
     orders = [rng.permutation(4).tolist() for _ in picks]
     arrivals = np.cumsum(rng.exponential(0.004, size=len(picks))).tolist()
     log: list = []
-    setting = _setting()
+    setting = online_setting()
     progs = simulate(scheduler, pools, picks, orders, arrivals, setting, TreeSearchProgram, log)
     uses_certaindex = scheduler != "fcfs"
     for p in progs:
@@ -122,7 +106,7 @@ def test_a_tree_program_issues_a_round_only_after_the_round_before_finished(sche
         assert {p.program.knob for p in progs if picks[p.pid] % 2 == 0} == {setting.detect_at}
 
 
-def test_sjf_serves_a_short_program_before_a_long_one_that_arrived_first():
+def test_sjf_serves_a_short_program_before_a_long_one_that_arrived_first(online_setting):
     """Two programs, one request at a time, 1 ms per token. A (arrives at 0) has two searches
     of two 5-token rounds each and is uncertain after its first (answers 1, 2: granted the
     second); B (arrives at 0.5 ms) has one search of two 1-token rounds and is certain.
@@ -133,7 +117,7 @@ def test_sjf_serves_a_short_program_before_a_long_one_that_arrived_first():
     runs 11-12 ms and A's second search 13-22 ms: latencies 22 and 11.5, mean 16.75 ms."""
     a = TreePool("a", 1, 2, PROMPT, [_tree([[[0, 5]], [[5, 5]]], [1, 2])] * 2)
     b = TreePool("b", 3, 1, PROMPT, [_tree([[[0, 1]], [[1, 1]]], [3, 3])])
-    setting = _setting(max_num_seqs=1, detect_at=1, cap=2, continue_prob=0.5, prior_len=2.0)
+    setting = online_setting(max_num_seqs=1, detect_at=1, cap=2, continue_prob=0.5, prior_len=2.0)
     args = ([a, b], [0, 1], [[0, 1], [0]], [0.0, 0.5 * MS], setting, TreeSearchProgram)
     fifo = simulate("certaindex_gang", *args)
     sjf = simulate("dynasor", *args)

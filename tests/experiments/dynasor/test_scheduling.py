@@ -5,7 +5,6 @@ import pytest
 from celine.experiments.dynasor.online import (
     FCFSRequests,
     GangFIFO,
-    OnlineSetting,
     attainment,
     simulate,
 )
@@ -68,30 +67,13 @@ def test_certaindex_policy_stops_certain_programs_and_grants_the_cap_otherwise()
     assert c.knob == 3 and c.answer == 1  # tie 1/2/3: first seen wins
 
 
-def _setting(**kw):
-    base = dict(
-        latency=LatencyModel(c0=MS, c_prefill=0.0, c_decode=0.0, c_kv=0.0),
-        max_num_seqs=4,
-        max_num_batched_tokens=512,
-        kv_capacity_tokens=4096,
-        detect_at=2,
-        cap=4,
-        threshold=0.7,
-        continue_prob=0.5,
-        base_deadline=0.05,
-        starvation_s=1.0,
-        prior_len=10.0,
-    )
-    return OnlineSetting(**{**base, **kw})
-
-
-def test_program_workload_runs_rounds_and_every_scheduler_finishes_every_program():
+def test_program_workload_runs_rounds_and_every_scheduler_finishes_every_program(online_setting):
     pools = [_pool([1] * 4, [6] * 4), _pool([1, 2, 1, 2], [12] * 4), _pool([2, 2, 2, 2], [9] * 4)]
     picks, arrivals = [0, 1, 2, 1, 0], [0.0, 0.001, 0.002, 0.01, 0.02]
     orders = [list(range(4))] * len(picks)
     out = {}
     for name in ("dynasor", "fcfs", "gang_fifo"):
-        progs = simulate(name, pools, picks, orders, arrivals, _setting())
+        progs = simulate(name, pools, picks, orders, arrivals, online_setting())
         out[name] = progs
         assert all(p.finish is not None and p.finish > p.arrival for p in progs)
     # dynasor stops the certain programs after detect_at chains; baselines always run the cap
@@ -104,23 +86,23 @@ def test_program_workload_runs_rounds_and_every_scheduler_finishes_every_program
     assert 0.0 <= attainment(out["dynasor"], 1.0, 0.05) <= 1.0
 
 
-def test_dynasor_serves_the_shorter_program_first():
+def test_dynasor_serves_the_shorter_program_first(online_setting):
     """SJF over programs: a long program that arrived first waits for a short one once the
     short one's chain lengths are known to be smaller (prior = observed chains)."""
     pools = [_pool([1, 2, 1, 2], [40] * 4), _pool([1, 1, 1, 1], [5] * 4)]
-    setting = _setting(max_num_seqs=2, detect_at=2, cap=4, prior_len=20.0)
+    setting = online_setting(max_num_seqs=2, detect_at=2, cap=4, prior_len=20.0)
     progs = simulate("dynasor", pools, [0, 1], [list(range(4))] * 2, [0.0, 0.0005], setting)
     fifo = simulate("gang_fifo", pools, [0, 1], [list(range(4))] * 2, [0.0, 0.0005], setting)
     assert progs[1].finish < fifo[1].finish
 
 
-def test_certaindex_fcfs_queues_a_second_round_behind_later_programs_gang_does_not():
+def test_certaindex_fcfs_queues_a_second_round_behind_later_programs_gang_does_not(online_setting):
     """The ablation ladder's FCFS/gang difference needs several rounds: program 0 is uncertain
     (detect 2, then 2 more chains); program 1 arrives while program 0's first round runs. Under
     request FCFS program 0's second round (arriving at 2 ms) queues behind program 1's requests
     (arrived at 1 ms); under gang FIFO it keeps its program's place and finishes first."""
     pools = [_pool([1, 2, 1, 2], [2] * 4), _pool([1, 1, 1, 1], [3] * 4)]
-    setting = _setting(max_num_seqs=2, detect_at=2, cap=4)
+    setting = online_setting(max_num_seqs=2, detect_at=2, cap=4)
     args = (pools, [0, 1], [list(range(4))] * 2, [0.0, 0.0005])
     fcfs = simulate("certaindex_fcfs", *args, setting)
     gang = simulate("certaindex_gang", *args, setting)
