@@ -97,7 +97,8 @@ def _where(table, conditions: list[str]):
                 f"celine compare: --where {cond}: no column {key!r}; columns: "
                 + ", ".join(table.columns)
             )
-        table = table[table[key].astype(str) == value]
+        # a comma-separated VALUE keeps any of them (method=certaindex_tree,fixed_budget_tree)
+        table = table[table[key].astype(str).isin(value.split(","))]
     return table.reset_index(drop=True)
 
 
@@ -175,7 +176,8 @@ def main(args: list[str]) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="keep runs whose column KEY equals VALUE (repeatable), e.g. method=gptq",
+        help="keep runs whose column KEY equals VALUE, or any of VALUE,VALUE,... (repeatable), "
+        "e.g. method=gptq,rtn",
     )
     ns = parser.parse_args(args)
     key, _, task = ns.selector[0].partition("=")

@@ -65,6 +65,14 @@ def test_compare_with_a_baseline_prints_n_mean_interval_paired_difference_and_p(
     assert summary.loc["toy_fit", "mse diff"] < 0  # the fit beats the flat line
     assert next(tmp_path.glob("toy-*.png")).stat().st_size > 1000
     assert "| toy_fit | 3 |" in next(tmp_path.glob("toy-*.md")).read_text()
+    for where, kept in (
+        ("method=toy_fit", {"toy_fit"}),
+        ("method=toy_mean,toy_fit", {"toy_fit", "toy_mean"}),
+    ):
+        sub = tmp_path / where.replace(",", "_")
+        rc, _, err = _compare(capsys, "task=toy", "--where", where, "--out", str(sub))
+        assert rc == 0, err
+        assert set(pd.read_csv(next(sub.glob("toy-*[0-9].csv"))).method) == kept
 
 
 def test_compare_refuses_a_store_that_does_not_exist_and_does_not_create_it(
