@@ -336,22 +336,44 @@ def check_lut4_cuda_inputs(
     return m, n
 
 
+MAX_BLOCKS_AT_TWO_TILES = 3072
+
+
+def default_tile(n: int, k: int) -> tuple[int, int, int]:
+    """(min_blocks, row_iters, words) for an N x K layer at batch 1: two 512-row tiles per block
+    while that makes at most 3072 blocks, else four. The H200 tables behind it (3 bits, best of 6
+    tiles): (8, 2, 1) is best on every Llama-7B layer shape (4096x4096 5.72 vs 6.91 us with four
+    tiles) and on 8192x8192, (8, 4, 1) on 32768x4096 and 28672x8192, where two tiles make 4096
+    and 7168 blocks; `tests/kernels/test_lut4_tile_rule.py` checks the rule against the committed
+    tables."""
+    blocks_at_two = -(-n // (2 * TILE)) * -(-k // 32)
+    return 8, 2 if blocks_at_two <= MAX_BLOCKS_AT_TWO_TILES else 4, 1
+
+
 def lut4_gemv_cuda(
     x: torch.Tensor,
     planes: torch.Tensor,
     codes: torch.Tensor,
     col_group: int,
     row_group: int,
-    min_blocks: int = 8,  # blocks per SM the registers must allow (4: 128 registers, 6: 80, 8: 64)
-    row_iters: int = 4,  # 512-row tiles a block walks
-    words: int = 1,  # int32 words (32 columns each) of K per block: 1 or 2
+    min_blocks: int | None = None,  # blocks per SM the registers allow (4: 128 regs, 6: 80, 8: 64)
+    row_iters: int | None = None,  # 512-row tiles a block walks
+    words: int | None = None,  # int32 words (32 columns each) of K per block: 1 or 2
 ) -> torch.Tensor:
     """`y = x @ W.T` for `x [M, K]` (fp16 or bf16 read as is, fp32 used as fp16) on a CUDA
     device -> `[M, N]` in x's dtype.
 
     Any row grouping whose scales for one block (`row_iters` tiles of 512 rows) fit in shared
-    memory; the knobs are benchmarked in bench/shiftadd/lut4_bench.py. Calls that share a shape
-    share a workspace, so run them on one stream."""
+    memory; knobs left at None come from `default_tile` (benchmarked in
+    bench/shiftadd/lut4_bench.py and lut4_variants.py). Calls that share a shape share a
+    workspace, so run them on one stream."""
+    # from the last two dims, so that malformed planes reach the checks below (one-line error)
+    n, kw = planes.shape[-1:-3:-1] if planes.dim() >= 2 else (1, 1)
+    tile = default_tile(n, kw * 32)
+    min_blocks, row_iters, words = (
+        given if given is not None else chosen
+        for given, chosen in zip((min_blocks, row_iters, words), tile, strict=True)
+    )
     if not torch.compiler.is_compiling():  # checked on the eager calls before any trace
         check_lut4_cuda_inputs(x, planes, codes, col_group, row_group, min_blocks, row_iters, words)
         require(x.is_cuda, "lut4_gemv_cuda", f"runs on CUDA tensors only, got {x.device}")

@@ -141,11 +141,16 @@ class ShiftAddLinear(nn.Module):
             return lut_gemv_reference
         if self.kernel == "cuda":
             from celine.kernels.gemv_checks import KernelInputError
-            from celine.kernels.lut4_cuda import check_lut4_cuda_inputs, lut4_gemv_cuda
+            from celine.kernels.lut4_cuda import (
+                check_lut4_cuda_inputs,
+                default_tile,
+                lut4_gemv_cuda,
+            )
 
             try:
+                tile = default_tile(self.planes.shape[2], self.planes.shape[1] * 32)
                 check_lut4_cuda_inputs(
-                    x2d, self.planes, self.codes, self.col_group, self.row_group, 8, 4, 1
+                    x2d, self.planes, self.codes, self.col_group, self.row_group, *tile
                 )
                 return lut4_gemv_cuda
             except KernelInputError as err:

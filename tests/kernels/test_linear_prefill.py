@@ -9,7 +9,6 @@ import torch
 
 from celine.experiments.linearized.attention import VARIANTS, chunked_attention, normalize
 
-
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # the interpreter runs on CPU tensors
 
 
