@@ -97,6 +97,40 @@ def to_shiftadd(model, bits: int, paths=LINEARS, seed: int = 0) -> None:
     torch.cuda.empty_cache()
 
 
+@torch.library.custom_op("celine_bench::no_gemv", mutates_args=())
+def _no_gemv(x: torch.Tensor, n: int) -> torch.Tensor:
+    return x.new_empty(*x.shape[:-1], n)
+
+
+@_no_gemv.register_fake
+def _(x, n):
+    return x.new_empty(*x.shape[:-1], n)
+
+
+class NoGEMV(torch.nn.Module):
+    """A decoder linear that launches nothing: an opaque op, like the LUT kernel's, that only
+    allocates its output. A step with it is the step without the GEMV kernels, so the step time
+    with the packed linears minus this one is what the GEMVs cost inside a step (their values
+    are garbage, which no kernel's time depends on)."""
+
+    def __init__(self, out_features: int) -> None:
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _no_gemv(x, self.out_features)
+
+
+def to_no_gemv(model, paths=LINEARS) -> None:
+    for layer in model.model.layers:
+        for path in paths:
+            parent_name, attr = path.split(".")
+            parent = getattr(layer, parent_name)
+            setattr(parent, attr, NoGEMV(getattr(parent, attr).out_features))
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def read_bandwidth() -> float:
     a = torch.empty(2**30, dtype=torch.bfloat16, device="cuda").normal_()
     ms = do_bench_cudagraph(lambda: a.sum(dtype=torch.float32))
@@ -221,6 +255,9 @@ def main() -> None:
     ap.add_argument("--fused", action="store_true",
                     help="after the bf16 runs, fuse q/k/v and gate/up (bench/common/llama7b."
                     "fuse_projections) and run bf16 again and every quantized model fused")  # fmt: skip
+    ap.add_argument("--no-gemv", action="store_true",
+                    help="last, the model with every decoder linear a no-op (batch 1): the step "
+                    "without the GEMV kernels, to read what they cost inside a step")  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("outputs/bench/shiftadd_e2e"))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -256,6 +293,10 @@ def main() -> None:
         lin[f"{q}-bit{tag}"] = try_linears_ms(model, paths)
         print(f"{q}-bit{tag} decoder linears alone (b=1, one graph): {lin[f'{q}-bit{tag}']:.3f} ms",
               flush=True)  # fmt: skip
+    if args.no_gemv:
+        to_no_gemv(model, paths)
+        rows += run_decodes(model, f"no GEMV{tag}", [1], modes, args.prompt, args.new,
+                            args.repeats, cfg.vocab_size)  # fmt: skip
     t = pd.DataFrame(rows)
     t.insert(0, "gpu", gpu)
     # like with like: a fused quantized model against the fused bf16 model
@@ -276,6 +317,9 @@ def main() -> None:
             step_ms = float(step.iloc[0])
             split.append(dict(gpu=gpu, model=label, step_ms=step_ms, linears_ms=ms,
                               rest_ms=step_ms - ms, linears_share=ms / step_ms))  # fmt: skip
+    none = t[t.model.str.startswith("no GEMV") & (t["mode"] == "compile")]["ms_per_token"]
+    for row in split:  # what the linears cost inside a compiled step, not back to back
+        row["in_step_linears_ms"] = row["step_ms"] - float(none.iloc[0]) if len(none) else None
     if split:
         sp = pd.DataFrame(split)
         sp.to_csv(args.out / "e2e_step_split.csv", index=False)
