@@ -367,13 +367,13 @@ def lut4_gemv_cuda(
     memory; knobs left at None come from `default_tile` (benchmarked in
     bench/shiftadd/lut4_bench.py and lut4_variants.py). Calls that share a shape share a
     workspace, so run them on one stream."""
-    # from the last two dims, so that malformed planes reach the checks below (one-line error)
-    n, kw = planes.shape[-1:-3:-1] if planes.dim() >= 2 else (1, 1)
-    tile = default_tile(n, kw * 32)
-    min_blocks, row_iters, words = (
-        given if given is not None else chosen
-        for given, chosen in zip((min_blocks, row_iters, words), tile, strict=True)
-    )
+    if None in (min_blocks, row_iters, words):
+        # read from the last two dims, so malformed planes still reach the one-line checks below
+        n, kw = (planes.shape[-1], planes.shape[-2]) if planes.dim() >= 2 else (1, 1)
+        tile = default_tile(n, kw * 32)
+        min_blocks = tile[0] if min_blocks is None else min_blocks
+        row_iters = tile[1] if row_iters is None else row_iters
+        words = tile[2] if words is None else words
     if not torch.compiler.is_compiling():  # checked on the eager calls before any trace
         check_lut4_cuda_inputs(x, planes, codes, col_group, row_group, min_blocks, row_iters, words)
         require(x.is_cuda, "lut4_gemv_cuda", f"runs on CUDA tensors only, got {x.device}")
