@@ -36,12 +36,14 @@ import functools
 import torch
 
 from celine.kernels.gemv_checks import check_gemv_inputs, require
+from celine.kernels.shiftadd_format import APOT_DECODE_CUDA
 
 CHUNK = 128  # columns of K per lane word (8 mma k-steps of 16)
 ROWS = 32  # rows per block: two 16-row mma tiles
 WARPS = 8
 
-CUDA_SRC = r"""
+CUDA_SRC = (
+    r"""
 #include <torch/extension.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -56,20 +58,9 @@ __device__ __forceinline__ __nv_bfloat16 from_f(float v, __nv_bfloat16) {
   return __float2bfloat16_rn(v);
 }
 
-__device__ __forceinline__ float decode_apot(int code) {
-  float v = 0.f;
-  #pragma unroll
-  for (int t = 0; t < 3; ++t) {
-    int byte = (code >> (8 * t)) & 255;
-    int mag = byte & 127;
-    if (mag) {
-      float p = __int_as_float((mag - 64 + 127) << 23);
-      v += (byte >> 7) ? -p : p;
-    }
-  }
-  return v;
-}
-
+"""
+    + APOT_DECODE_CUDA
+    + r"""
 __device__ __forceinline__ void mma(int (&c)[4], unsigned a0, unsigned a1, unsigned a2,
                                     unsigned a3, unsigned b0, unsigned b1) {
   asm volatile(
@@ -311,6 +302,7 @@ void bcq_mma_gemv(torch::Tensor x, torch::Tensor packed, torch::Tensor codes, to
 #undef LAUNCH
 }
 """
+)
 
 CPP_SRC = (
     "void bcq_mma_gemv(torch::Tensor x, torch::Tensor packed, torch::Tensor codes, "

@@ -32,8 +32,10 @@ import functools
 import torch
 
 from celine.kernels.gemv_checks import check_gemv_inputs, require
+from celine.kernels.shiftadd_format import APOT_DECODE_CUDA
 
-CUDA_SRC = r"""
+CUDA_SRC = (
+    r"""
 #include <torch/extension.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
@@ -53,20 +55,9 @@ __device__ __forceinline__ unsigned pack2(float a, float b, __nv_bfloat16) {
   return *reinterpret_cast<const unsigned*>(&h);
 }
 
-__device__ __forceinline__ float decode_apot(int code) {
-  float v = 0.f;
-  #pragma unroll
-  for (int t = 0; t < 3; ++t) {
-    int byte = (code >> (8 * t)) & 255;
-    int mag = byte & 127;
-    if (mag) {
-      float p = __int_as_float((mag - 64 + 127) << 23);
-      v += (byte >> 7) ? -p : p;
-    }
-  }
-  return v;
-}
-
+"""
+    + APOT_DECODE_CUDA
+    + r"""
 // The Q x WORDS plane words of 4 consecutive rows (`p` points at plane 0, word 0 of them; planes
 // are `ps`, words `ws` int4 apart), or zeros when `ok` is false (past N) or past K (`wok`).
 template <int Q, int WORDS>
@@ -271,6 +262,7 @@ void lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, 
                                       reinterpret_cast<__half*>(y.data_ptr()), M * N));
 }
 """
+)
 
 CPP_SRC = (
     "void lut4_gemv_cuda(torch::Tensor x, torch::Tensor planes, torch::Tensor codes, "

@@ -19,6 +19,23 @@ EXP_BIAS = 64  # a term's byte stores exponent + 64, so exponents -63..63 are re
 MAX_TERMS = 3  # three bytes used of the int32 code (the reference's `apot_nums` default)
 
 
+# `decode_apot` below as a CUDA device function, for the kernels that read the codes on the GPU
+APOT_DECODE_CUDA = r"""__device__ __forceinline__ float decode_apot(int code) {
+  float v = 0.f;
+  #pragma unroll
+  for (int t = 0; t < MAX_TERMS_CUDA; ++t) {
+    int byte = (code >> (8 * t)) & 255;
+    int mag = byte & 127;
+    if (mag) {
+      float p = __int_as_float((mag - EXP_BIAS_CUDA + 127) << 23);
+      v += (byte >> 7) ? -p : p;
+    }
+  }
+  return v;
+}
+""".replace("MAX_TERMS_CUDA", str(MAX_TERMS)).replace("EXP_BIAS_CUDA", str(EXP_BIAS))
+
+
 def pack_planes(signs: torch.Tensor) -> torch.Tensor:
     """`signs [q, N, K]` of +-1 (or bool, True = +1) -> int32 `[q, K/32, N]`."""
     q, n, k = signs.shape
