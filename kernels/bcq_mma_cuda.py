@@ -20,8 +20,8 @@ plane) and pays a split-K workspace, atomics and a second kernel on every call. 
 
 A block is 8 warps on R consecutive 32-row blocks of one row group (B built once for all of
 them); each warp takes every 8th 128-column chunk of each and streams them through a ring of
-DEPTH chunks, the first DEPTH requested before the block waits for the kernel that wrote x
-(PDL) and decodes its scales. One kernel, no split-K workspace, the output written once.
+DEPTH chunks. The first DEPTH chunks are requested and the scales decoded before the block waits
+(PDL) for the kernel that wrote x. One kernel, no split-K workspace, the output written once.
 
 Measured on an H200 (bench/shiftadd/mma_gemv_bench.py, bench/shiftadd/h200_mma_gemv/): 0.53-0.92x
 the LUT-4 kernel's speed on the Llama-7B layer shapes, so `ShiftAddLinear` keeps the LUT-4 kernel;
@@ -38,7 +38,7 @@ import torch
 from celine.kernels.gemv_checks import check_gemv_inputs, require
 from celine.kernels.shiftadd_format import APOT_DECODE_CUDA
 
-CHUNK = 128  # columns of K per lane word (8 mma k-steps of 16)
+CHUNK = 128  # columns of K per lane word (4 mma k-steps of 32)
 ROWS = 32  # rows per block: two 16-row mma tiles
 WARPS = 8
 
