@@ -35,7 +35,7 @@ import functools
 
 import torch
 
-from celine.kernels.gemv_checks import check_gemv_inputs, require
+from celine.kernels.gemv_checks import require
 from celine.kernels.shiftadd_format import APOT_DECODE_CUDA
 
 CHUNK = 128  # columns of K per lane word (4 mma k-steps of 32)
@@ -341,8 +341,7 @@ def repack_planes(planes: torch.Tensor) -> torch.Tensor:
     fragment finds the bits of its A registers of 4 k-steps in one word per row, each register
     one mask away (bit i of every byte)."""
     q, kw, n = planes.shape
-    if n % 32:
-        raise ValueError(f"bcq_mma: N={n} must be a multiple of 32 (rows per block)")
+    require(n % ROWS == 0, "repack_planes", f"N={n} must be a multiple of {ROWS} (rows per block)")
     chunks = -(-kw * 32 // CHUNK)
     shifts = torch.arange(32, dtype=torch.int32, device=planes.device)
     pos = _layout(planes.device)
@@ -368,20 +367,47 @@ def unpack_repacked(packed: torch.Tensor, k: int) -> torch.Tensor:
     return 2.0 * bits.reshape(q, nb * 32, chunks * CHUNK)[:, :, :k].float() - 1.0
 
 
-def check_bcq_mma_inputs(x, planes, codes, col_group: int, row_group: int) -> tuple[int, int]:
-    """What the kernel assumes, checked on the host (testable without a GPU); returns (M, N):
-    batch 1, N and row_group multiples of 32 (a block's rows in one row group), K x q within
-    the exact int32 range, and B for the padded K fitting shared memory."""
+def check_bcq_mma_inputs(
+    x, packed, codes, col_group: int, row_group: int, n: int, rows: int | None = None
+) -> None:
+    """What the kernel assumes, checked on the host (testable without a GPU): batch 1, x fp16 or
+    bf16 with K a multiple of 32, `packed` the `repack_planes` layout of N = `n` rows and K
+    columns, codes `[ceil(K/col_group), ceil(N/row_group), q]`, row_group a multiple of 32 (a
+    block's rows in one row group), K x q within the exact int32 range, and B for the padded K
+    fitting shared memory."""
     name = "bcq_mma_gemv"
-    m, n, k, q = check_gemv_inputs(name, x, planes, codes, col_group, row_group, bits=(2, 3, 4))
+    require(x.dim() == 2, name, f"x must be 2-D [1, K], got shape {tuple(x.shape)}")
+    m, k = x.shape
     require(m == 1, name, f"batch M={m}: the kernel is batch 1 (use lut4_gemv_cuda for M > 1)")
-    require(n % 32 == 0, name, f"N={n} must be a multiple of 32 (rows per block)")
-    require(row_group % 32 == 0, name, f"row_group={row_group} must be a multiple of 32")
     require(x.dtype in (torch.float16, torch.bfloat16), name, f"x dtype {x.dtype} (fp16 or bf16)")
+    require(k % 32 == 0, name, f"x has K={k} columns, not whole 32-column words")
+    require(
+        packed.dim() == 5 and packed.dtype == torch.int32 and packed.is_contiguous(),
+        name,
+        f"packed must be contiguous int32 [N/32, C, q, 32, 4] (repack_planes), got "
+        f"{packed.dtype} {tuple(packed.shape)}",
+    )
+    q = packed.shape[2]
+    want = (n // ROWS, -(-k // CHUNK), q, 32, 4)
+    require(n % ROWS == 0, name, f"N={n} must be a multiple of {ROWS} (rows per block)")
+    require(tuple(packed.shape) == want, name, f"packed {tuple(packed.shape)} for N={n}, K={k}: "
+            f"want {want}")  # fmt: skip
+    require(q in (2, 3, 4), name, f"bits q={q} not supported (allowed: [2, 3, 4])")
+    require(col_group > 0 and col_group % 8 == 0, name, f"col_group={col_group}: a multiple of 8")
+    require(row_group > 0 and row_group % ROWS == 0, name,
+            f"row_group={row_group} must be a multiple of {ROWS}")  # fmt: skip
+    want = (-(-k // col_group), -(-n // row_group), q)
+    require(
+        codes.dtype == torch.int32 and codes.is_contiguous() and tuple(codes.shape) == want,
+        name,
+        f"codes must be contiguous int32 {want}, got {codes.dtype} {tuple(codes.shape)}",
+    )
     require(k * q < 131072, name, f"K={k} x q={q} >= 131072: the int32 sums could overflow")
-    smem = shared_bytes(q, k, rows_per_block(n, row_group))
+    r = rows_per_block(n, row_group) if rows is None else rows
+    require(r > 0, name, f"rows={r} must be > 0")
+    smem = shared_bytes(q, k, r)
     require(smem <= SMEM_LIMIT, name, f"K={k}, q={q}: B needs {smem} bytes of shared memory")
-    return m, n
+    require(x.device == packed.device == codes.device, name, "x, packed and codes on one device")
 
 
 @functools.cache
@@ -412,6 +438,10 @@ def bcq_mma_gemv(
     layout (`[N/32, C, q, 32, 4]`, N = `n`) -> `[1, N]` in x's dtype. `rows`: 32-row blocks
     per thread block (default `rows_per_block`)."""
     r = rows_per_block(n, row_group) if rows is None else rows
+    if not torch.compiler.is_compiling():  # checked on the eager calls before any trace
+        check_bcq_mma_inputs(x, packed, codes, col_group, row_group, n, r)
+        require(depth in (2, 4), "bcq_mma_gemv", f"depth={depth} must be 2 or 4")
+        require(x.is_cuda, "bcq_mma_gemv", f"runs on CUDA tensors only, got {x.device}")
     return torch.ops.celine.bcq_mma_gemv(x, packed, codes, col_group, row_group, n, depth, r)
 
 

@@ -107,18 +107,35 @@ def test_rows_per_block_fills_the_gpu_within_a_row_group():
 
 
 @pytest.mark.parametrize(
-    "m,n,k,rg,dtype,match",
+    "m,rg,dtype,match",
     [
-        (2, 64, 128, 32, torch.bfloat16, "batch M=2"),
-        (1, 48, 128, 48, torch.bfloat16, "N=48"),
-        (1, 64, 128, 16, torch.bfloat16, "row_group=16"),
-        (1, 64, 128, 32, torch.float32, "x dtype"),
+        (2, 32, torch.bfloat16, "batch M=2"),
+        (1, 16, torch.bfloat16, "row_group=16"),
+        (1, 32, torch.float32, "x dtype"),
     ],
 )
-def test_inputs_the_kernel_cannot_take_are_refused_by_name(m, n, k, rg, dtype, match):
-    x, planes, codes, _, _ = random_format(m, n, k, 3, 8, rg, seed=3)
+def test_inputs_the_kernel_cannot_take_are_refused_by_name(m, rg, dtype, match):
+    x, planes, codes, _, _ = random_format(m, 64, 128, 3, 8, rg, seed=3)
     with pytest.raises(KernelInputError, match=match):
-        check_bcq_mma_inputs(x.to(dtype), planes, codes, 8, rg)
+        check_bcq_mma_inputs(x.to(dtype), repack_planes(planes), codes, 8, rg, 64)
+
+
+def test_planes_repacked_for_other_rows_are_refused():
+    x, planes, _, _, _ = random_format(1, 64, 128, 3, 8, 32, seed=3)
+    codes = torch.zeros(16, 3, 3, dtype=torch.int32)  # codes for 96 rows
+    with pytest.raises(KernelInputError, match=r"packed \(2, 1, 3, 32, 4\) for N=96"):
+        check_bcq_mma_inputs(x.to(torch.bfloat16), repack_planes(planes), codes, 8, 32, 96)
+
+
+def test_repack_refuses_rows_that_do_not_fill_a_block():
+    _, planes, _, _, _ = random_format(1, 48, 64, 2, 8, 48, seed=4)
+    with pytest.raises(KernelInputError, match="N=48"):
+        repack_planes(planes)
+
+
+def test_a_well_formed_call_passes_the_checks():
+    x, planes, codes, _, _ = random_format(1, 64, 416, 3, 8, 32, seed=5)
+    check_bcq_mma_inputs(x.to(torch.bfloat16), repack_planes(planes), codes, 8, 32, 64)
 
 
 @pytest.mark.gpu
