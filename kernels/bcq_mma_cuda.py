@@ -35,6 +35,7 @@ import functools
 
 import torch
 
+from celine.kernels.cuda_build import build_extension
 from celine.kernels.gemv_checks import require
 from celine.kernels.shiftadd_format import APOT_DECODE_CUDA
 
@@ -412,16 +413,7 @@ def check_bcq_mma_inputs(
 
 @functools.cache
 def _module():
-    from torch.utils.cpp_extension import load_inline
-
-    return load_inline(
-        name="celine_bcq_mma_gemv_v2",
-        cpp_sources=CPP_SRC,
-        cuda_sources=CUDA_SRC,
-        functions=["bcq_mma_gemv"],
-        extra_cuda_cflags=["-O3", "--use_fast_math", "-gencode=arch=compute_90,code=sm_90"],
-        verbose=False,
-    )
+    return build_extension("celine_bcq_mma_gemv_v2", CPP_SRC, CUDA_SRC, "bcq_mma_gemv")
 
 
 def bcq_mma_gemv(

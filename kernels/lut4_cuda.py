@@ -31,6 +31,7 @@ import functools
 
 import torch
 
+from celine.kernels.cuda_build import build_extension
 from celine.kernels.gemv_checks import check_gemv_inputs, require
 from celine.kernels.shiftadd_format import APOT_DECODE_CUDA
 
@@ -275,16 +276,7 @@ ALPHA_SMEM = 1024  # floats of scales a block stages in shared memory
 
 @functools.cache
 def _module():
-    from torch.utils.cpp_extension import load_inline
-
-    return load_inline(
-        name="celine_lut4_gemv_v7",
-        cpp_sources=CPP_SRC,
-        cuda_sources=CUDA_SRC,
-        functions=["lut4_gemv_cuda"],
-        extra_cuda_cflags=["-O3", "--use_fast_math", "-gencode=arch=compute_90,code=sm_90"],
-        verbose=False,
-    )
+    return build_extension("celine_lut4_gemv_v7", CPP_SRC, CUDA_SRC, "lut4_gemv_cuda")
 
 
 _WORKSPACES: dict[tuple, torch.Tensor] = {}

@@ -42,6 +42,10 @@ from common.llama7b import (  # noqa: E402
 )
 
 from celine.experiments.shiftadd.qlinear import ShiftAddLinear  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gemv_bench import bandwidth, cublas_us  # noqa: E402  (the yardsticks of every GEMV bench)
+
 from celine.kernels.lut4_cuda import lut4_gemv_cuda  # noqa: E402
 from celine.kernels.shiftadd_format import (  # noqa: E402
     dequantize,
@@ -131,12 +135,6 @@ def to_no_gemv(model, paths=LINEARS) -> None:
     torch.cuda.empty_cache()
 
 
-def read_bandwidth() -> float:
-    a = torch.empty(2**30, dtype=torch.bfloat16, device="cuda").normal_()
-    ms = do_bench_cudagraph(lambda: a.sum(dtype=torch.float32))
-    return a.numel() * 2 / ms / 1e6
-
-
 def gemv_table(read_bw: float, bits_list) -> list[dict]:
     """Batch-1 GEMV: cuBLAS bf16 vs the CUDA LUT-4 kernel (bf16 in/out) at each tile config,
     every call cycling through weight copies covering 4x the L2; % of the read bandwidth over
@@ -145,11 +143,7 @@ def gemv_table(read_bw: float, bits_list) -> list[dict]:
     rows = []
     for n, k in GEMV_SHAPES:
         x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
-        w = torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02
-        dense = [w] + [w.clone() for _ in range(max(1, -(-4 * l2 // w.nbytes)) - 1)]
-        fns = [functools.partial(torch.nn.functional.linear, x, d) for d in dense]
-        bf16_us = 1e3 * do_bench_cudagraph(lambda: [f() for f in fns]) / len(fns)
-        del dense, w, fns
+        bf16_us = cublas_us(x, n)
         for q in bits_list:
             planes, codes, rg = random_packed(n, k, q, "cuda", n + k + q)
             nbytes = packed_bytes(n, k, q, COL_GROUP, rg)
@@ -263,7 +257,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     torch._dynamo.config.cache_size_limit = 64
     gpu = device_name()
-    read_bw = read_bandwidth()
+    read_bw = bandwidth()[1]
     print(f"{gpu}: read bandwidth {read_bw:.0f} GB/s; torch {torch.__version__}", flush=True)
     meta = dict(gpu=gpu, read_GBps=read_bw, torch=torch.__version__, argv=sys.argv)
     if not args.skip_gemv:

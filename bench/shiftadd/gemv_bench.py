@@ -54,6 +54,16 @@ BS_CONFIGS = [
 BS_G128_CONFIGS = [(512, 2, 4, "select", 1056), (1024, 2, 4, "signxor", 1056)]
 
 
+def cublas_us(x: torch.Tensor, n: int) -> float:
+    """us per call of `F.linear(x, W)` for a random W [n, K] in x's dtype, cycling copies of W
+    that cover 4x the L2, so every call reads HBM (the baseline of every GEMV bench here)."""
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    w = torch.randn(n, x.shape[1], dtype=x.dtype, device=x.device) * 0.02
+    dense = [w] + [w.clone() for _ in range(max(1, -(-4 * l2 // w.nbytes)) - 1)]
+    fns = [functools.partial(torch.nn.functional.linear, x, d) for d in dense]
+    return 1e3 * do_bench_cudagraph(lambda: [f() for f in fns]) / len(fns)
+
+
 def bandwidth() -> tuple[float, float]:
     """(copy, read) GB/s on 2 GiB: a device-to-device copy counted as bytes read + written, and
     a sum reduction counted as bytes read."""

@@ -33,10 +33,11 @@ import torch
 from triton.testing import do_bench_cudagraph
 
 from celine.kernels import lut4_cuda
+from celine.kernels.cuda_build import build_extension
 from celine.kernels.shiftadd_format import dequantize, packed_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gemv_bench import random_format  # noqa: E402
+from gemv_bench import bandwidth, cublas_us, random_format  # noqa: E402
 from lut4_cuda_old import CUDA_SRC_V5, CUDA_SRC_V6  # noqa: E402
 
 # (min_blocks, row_iters, words)
@@ -61,22 +62,10 @@ def variant_source(name: str) -> str:
 
 @functools.cache
 def build(name: str):
-    from torch.utils.cpp_extension import load_inline
-
-    return load_inline(
-        name=f"celine_lut4_variant_{name}",
-        cpp_sources=lut4_cuda.CPP_SRC,
-        cuda_sources=variant_source(name),
-        functions=["lut4_gemv_cuda"],
-        extra_cuda_cflags=[
-            "-O3",
-            "--use_fast_math",
-            "-gencode=arch=compute_90,code=sm_90",
-            "-Xptxas",
-            "-v",
-        ],  # fmt: skip
-        verbose=True,
-    )
+    return build_extension(
+        f"celine_lut4_variant_{name}", lut4_cuda.CPP_SRC, variant_source(name), "lut4_gemv_cuda",
+        extra_flags=["-Xptxas", "-v"], verbose=True,
+    )  # fmt: skip
 
 
 def call(mod, x, planes, codes, rg, cfg):
@@ -85,12 +74,6 @@ def call(mod, x, planes, codes, rg, cfg):
     ws = lut4_cuda._workspace(x.device, m, n)
     mod.lut4_gemv_cuda(x, planes, codes, y, ws, 8, rg, *cfg)
     return y
-
-
-def read_bandwidth() -> float:
-    a = torch.empty(2**30, dtype=torch.bfloat16, device="cuda").normal_()
-    ms = do_bench_cudagraph(lambda: a.sum(dtype=torch.float32))
-    return a.numel() * 2 / ms / 1e6
 
 
 def main() -> None:
@@ -113,17 +96,13 @@ def main() -> None:
                 call(mods[v], x, planes, codes, n // 8, (8, 2, 1) if n == 8192 else (6, 4, 2))
         torch.cuda.synchronize()
         return
-    read_bw = read_bandwidth()
+    read_bw = bandwidth()[1]
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     print(f"{torch.cuda.get_device_name()}: read bandwidth {read_bw:.0f} GB/s", flush=True)
     rows = []
     for n, k in shapes:
         x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
-        w = torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02
-        dense = [w] + [w.clone() for _ in range(max(1, math.ceil(4 * l2 / w.nbytes)) - 1)]
-        fns = [functools.partial(torch.nn.functional.linear, x, d) for d in dense]
-        bf16_us = 1e3 * do_bench_cudagraph(lambda: [f() for f in fns]) / len(fns)
-        del dense, w, fns
+        bf16_us = cublas_us(x, n)
         for q in (int(b) for b in args.bits.split(",")):
             rg = n // 8
             planes, codes = random_format(n, k, q, rg)

@@ -28,15 +28,9 @@ from celine.kernels.lut4_cuda import lut4_gemv_cuda
 from celine.kernels.shiftadd_format import dequantize, packed_bytes
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gemv_bench import random_format  # noqa: E402
+from gemv_bench import bandwidth, cublas_us, random_format  # noqa: E402
 
 SHAPES = "4096x4096,12288x4096,22016x4096,4096x11008,8192x8192,28672x8192"
-
-
-def read_bandwidth() -> float:
-    a = torch.empty(2**30, dtype=torch.bfloat16, device="cuda").normal_()
-    ms = do_bench_cudagraph(lambda: a.sum(dtype=torch.float32))
-    return a.numel() * 2 / ms / 1e6
 
 
 def timed(fns) -> float:
@@ -62,17 +56,14 @@ def main() -> None:
                 bcq_mma_gemv(x, repack_planes(planes), codes, 8, n // 8, n, d)
         torch.cuda.synchronize()
         return
-    read_bw = read_bandwidth()
+    read_bw = bandwidth()[1]
     l2 = torch.cuda.get_device_properties(0).L2_cache_size
     gpu = torch.cuda.get_device_name()
     print(f"{gpu}: read bandwidth {read_bw:.0f} GB/s", flush=True)
     rows = []
     for n, k in shapes:
         x = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
-        w = torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02
-        dense = [w] + [w.clone() for _ in range(max(1, math.ceil(4 * l2 / w.nbytes)) - 1)]
-        bf16_us = timed([functools.partial(torch.nn.functional.linear, x, d) for d in dense])
-        del dense, w
+        bf16_us = cublas_us(x, n)
         for q in (int(b) for b in args.bits.split(",")):
             rg = n // 8
             planes, codes = random_format(n, k, q, rg)
