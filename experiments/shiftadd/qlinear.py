@@ -143,12 +143,12 @@ class ShiftAddLinear(nn.Module):
             from celine.kernels.gemv_checks import KernelInputError
             from celine.kernels.lut4_cuda import (
                 check_lut4_cuda_inputs,
-                default_tile,
                 lut4_gemv_cuda,
+                tile_for,
             )
 
             try:
-                tile = default_tile(self.planes.shape[2], self.planes.shape[1] * 32)
+                tile = tile_for(x2d.shape[0], self.planes, self.codes, self.row_group)
                 check_lut4_cuda_inputs(
                     x2d, self.planes, self.codes, self.col_group, self.row_group, *tile
                 )

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
-from celine.kernels.lut4_cuda import default_tile
+from celine.kernels.gemv_checks import KernelInputError
+from celine.kernels.lut4_cuda import check_lut4_cuda_inputs, default_tile, tile_for
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "shiftadd"
 TABLES = [
@@ -35,3 +37,24 @@ def test_default_tile_is_near_the_best_measured_tile(n, k, bits, us):
     # 3 bits is what the rule was read from; 2 bits prefers 2-word tiles the rule does not use
     assert chosen <= (1.05 if bits == 3 else 1.12) * us.min()
     assert chosen <= 1.02 * us[OLD_FIXED_TILE]
+
+
+def test_the_rule_counts_every_input_row_of_the_grid():
+    # 4096x4096 takes two tiles alone (512 blocks); 8 rows make 4096 blocks at two, so four
+    assert default_tile(4096, 4096)[1] == 2
+    assert default_tile(4096, 4096, m=4)[1] == 2
+    assert default_tile(4096, 4096, m=8)[1] == 4
+
+
+def test_fine_row_groups_get_fewer_tiles_not_a_refusal():
+    # at batch 4 the rule asks for four tiles, whose scales (104 groups of 20 rows x 4 planes)
+    # overflow the block's buffer: the call takes two tiles and passes the kernel's checks
+    n, k, q, rg = 8192, 4096, 4, 20
+    planes = torch.zeros(q, k // 32, n, dtype=torch.int32)
+    codes = torch.zeros(k // 8, -(-n // rg), q, dtype=torch.int32)
+    x = torch.zeros(4, k, dtype=torch.bfloat16)
+    assert default_tile(n, k, m=4) == (8, 4, 1)
+    assert tile_for(4, planes, codes, rg) == (8, 2, 1)
+    check_lut4_cuda_inputs(x, planes, codes, 8, rg, *tile_for(4, planes, codes, rg))
+    with pytest.raises(KernelInputError, match="row_iters=4"):
+        check_lut4_cuda_inputs(x, planes, codes, 8, rg, *default_tile(n, k, m=4))
