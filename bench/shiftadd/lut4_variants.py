@@ -18,6 +18,18 @@ Variants:
             all issued before any is used;
   nolookup  NOT a GEMV: v7 with the table lookups replaced by their offsets read as floats (same
             loads, scales and atomics): the time left without the shared-memory lookups.
+
+The fixed cost of a call, taken apart (each NOT a GEMV; their error column is meaningless):
+  floor     v7's GEMV kernel returns as soon as it may (after its PDL wait), the finish kernel
+            runs as shipped: the two launches, the grid of idle blocks and the finish's pass
+            over the output, i.e. what a call costs before any weight is read;
+  nofinish  v7 without the split-K finishing kernel (the workspace is never read or zeroed);
+  noatomic  v7 with its split-K atomics replaced by a store that never happens (the lookups are
+            kept live by its condition), the finish kernel as shipped.
+
+`--build-only NAME` compiles one variant into the extension cache and exits (device scripts build
+several in parallel processes before the timed process loads them); `--configs rule` times only
+the tile `lut4_cuda.default_tile` picks (what `ShiftAddLinear` runs) instead of all six.
 """
 
 # ruff: noqa: B023  (every lambda here is timed at once, inside its own loop iteration)
@@ -47,13 +59,26 @@ _LOOKUP_OLD = """              const float lo = *reinterpret_cast<const float*>(
               const float hi = *reinterpret_cast<const float*>(Tb + 64 + hi_off);"""
 _LOOKUP_NONE = """              const float lo = __int_as_float(lo_off), hi = __int_as_float(hi_off);
               (void)Tb;"""
+_GEMV_START = """  asm volatile("griddepcontrol.launch_dependents;");
+  // The M input rows"""
+_ATOMIC = """      atomicAdd(reinterpret_cast<float4*>(out), make_float4(acc[0], acc[1], acc[2], acc[3]));"""
+_FINISH_LAUNCH = """  cfg.gridDim = dim3((M * N / 4 + 255) / 256);"""
 
 
 def variant_source(name: str) -> str:
     if name in ("v5", "v6"):
         return {"v5": CUDA_SRC_V5, "v6": CUDA_SRC_V6}[name]
     src = lut4_cuda.CUDA_SRC
-    edits = {"v7": [], "nolookup": [(_LOOKUP_OLD, _LOOKUP_NONE)]}[name]
+    edits = {
+        "v7": [],
+        "nolookup": [(_LOOKUP_OLD, _LOOKUP_NONE)],
+        "floor": [(_GEMV_START, _GEMV_START.replace("  // The M", "  return;\n  // The M"))],
+        "nofinish": [(_FINISH_LAUNCH, "  return;\n" + _FINISH_LAUNCH)],
+        # a condition random sums never meet, so the compiler keeps every lookup
+        "noatomic": [
+            (_ATOMIC, "      if (acc[0] == 1234.5f && acc[1] == -1.f) out[0] = acc[2] + acc[3];")
+        ],
+    }[name]
     for old, new in edits:
         assert src.count(old) == 1, f"variant {name}: edit anchor not found once: {old[:60]!r}"
         src = src.replace(old, new)
@@ -83,7 +108,12 @@ def main() -> None:
     ap.add_argument("--bits", default="3,2")
     ap.add_argument("--profile", action="store_true", help="one call per shape (for ncu)")
     ap.add_argument("--shapes", default="8192x8192,28672x8192", help="NxK,... (out x in)")
+    ap.add_argument("--configs", choices=["all", "rule"], default="all")
+    ap.add_argument("--build-only", metavar="NAME", help="compile one variant and exit")
     args = ap.parse_args()
+    if args.build_only:
+        build(args.build_only)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     variants = args.variants.split(",")
     shapes = [tuple(int(d) for d in sh.split("x")) for sh in args.shapes.split(",")]
@@ -112,8 +142,9 @@ def main() -> None:
                 (planes.clone(), codes.clone())
                 for _ in range(max(2, math.ceil(4 * l2 / nbytes)) - 1)
             ]
+            configs = CONFIGS if args.configs == "all" else [lut4_cuda.default_tile(n, k)]
             for v in variants:
-                for cfg in CONFIGS:
+                for cfg in configs:
                     y = call(mods[v], x, planes, codes, rg, cfg).double().cpu()
                     err = float((y - ref).norm() / ref.norm())
                     fns = [functools.partial(call, mods[v], x, p, c, rg, cfg) for p, c in copies]
